@@ -1,0 +1,63 @@
+"""`auditor demo`."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from auditor.cli import fail, open_store
+
+
+@click.command("demo")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    default="demo.db",
+    show_default=True,
+    help="Database file for the demo.",
+)
+@click.option("--no-tui", is_flag=True, help="Print the map summary instead of opening the app.")
+def command(db_path: str, no_tui: bool) -> None:
+    """Ingest the bundled SYNTHETIC demo set, score it from its ratings, and open the review app.
+
+    The demo set (300 prompts, four rated responses each) is made up for this project;
+    about 6 % of its samples have reversed ratings planted for you to find.
+    """
+    from auditor.ingest import IngestError, ingest_file
+    from auditor.scorers.annotations import score_annotations
+
+    demo = Path(str(resources.files("auditor.demo").joinpath("demo.jsonl.gz")))
+    with open_store(db_path) as store:
+        try:
+            report = ingest_file(store, demo, name="demo")
+        except IngestError as e:
+            fail(str(e))
+        click.echo(report.summary())
+        scored = score_annotations(store)
+        click.echo(f"scorer {scored.scorer}: {scored.scored:,} responses scored from ratings")
+    interactive = sys.stdout.isatty() and sys.stdin.isatty()
+    if no_tui or not interactive or not _has_tui():
+        from auditor.commands.map import print_summary
+
+        print_summary(db_path, None)
+        if not no_tui and not interactive:
+            click.echo(
+                "(not a terminal: run `auditor review --db "
+                f"{db_path}` in one to open the review app)"
+            )
+        return
+    from tui.app import run_review
+
+    run_review(db_path=db_path, scorer=None, reviewer=None)
+
+
+def _has_tui() -> bool:
+    try:
+        from tui import app
+    except ImportError:
+        return False
+    return hasattr(app, "run_review")

@@ -1,0 +1,64 @@
+"""`auditor info`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from auditor.cli import db_option, open_store
+
+
+@click.command("info")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON for scripts.")
+def command(db_path: str | None, as_json: bool) -> None:
+    """Show datasets, formats, sample and response counts, rating and score coverage."""
+    with open_store(db_path, must_exist=True) as store:
+        info = store.info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(
+        f"database {info['db']}: {info['samples']:,} samples, {info['responses']:,} responses",
+        markup=False,
+    )
+    table = Table("dataset", "format", "samples", "responses", "rejects", "rated", title=None)
+    for d in info["datasets"]:
+        table.add_row(
+            d["name"],
+            d["format"],
+            f"{d['samples']:,}",
+            f"{d['responses']:,}",
+            f"{d['rejects']:,}",
+            f"{d['rating_coverage']:.0%}",
+        )
+    console.print(table)
+    if info["scorers"]:
+        st = Table("scorer", "kind", "config", "ok", "failed", "coverage", "cost")
+        for s in info["scorers"]:
+            failed = sum(n for k, n in s["scores"].items() if k != "ok")
+            st.add_row(
+                s["name"],
+                s["kind"],
+                s["config_hash"],
+                f"{s['scores'].get('ok', 0):,}",
+                f"{failed:,}",
+                f"{s['coverage']:.0%}",
+                f"${s['cost_usd']:.2f}",
+            )
+        console.print(st)
+    else:
+        console.print(
+            "no scores yet: run `auditor score --scorer annotations` (or judge / reference)",
+            markup=False,
+        )
+    if info["decisions"]:
+        console.print(
+            "decisions: " + ", ".join(f"{k} {n:,}" for k, n in info["decisions"].items()),
+            markup=False,
+        )

@@ -1,0 +1,411 @@
+"""Streaming ingest: read records from JSONL / JSON / gzip / Parquet / CSV into the store."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from auditor.formats import (
+    FORMATS,
+    Format,
+    RecordError,
+    detect,
+    format_list,
+    mapped_format,
+    parse_map_spec,
+    to_sample,
+)
+from auditor.model import SampleIn
+
+if TYPE_CHECKING:
+    from store import Store
+
+BATCH = 2000
+DETECT_RECORDS = 20
+
+
+class IngestError(Exception):
+    """Bad input: the message names the file, the line or row, the field and what to do."""
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One record as read: its line (or row) number, its verbatim text, its decoded value."""
+
+    row: int
+    raw: str
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What an ingest did."""
+
+    path: str
+    dataset: str | None
+    format: str
+    records: int = 0
+    samples: int = 0
+    responses: int = 0
+    rejects: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped_duplicate: bool = False
+    rejects_path: str | None = None
+
+    def summary(self) -> str:
+        """The one-line summary printed after every ingest."""
+        if self.skipped_duplicate:
+            return f"{self.path}: already ingested as dataset {self.dataset!r}; nothing added"
+        flags = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.flagged.items()))
+        line = (
+            f"{self.path}: {self.samples:,} samples, {self.responses:,} responses, "
+            f"{self.rejects:,} rejects ({self.format}) in {self.seconds:.1f}s"
+        )
+        if flags:
+            line += f"; flagged: {flags}"
+        if self.rejects_path:
+            line += f"; rejected lines in {self.rejects_path}"
+        return line
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes read, for the progress bar."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.f.readinto(b)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return n or 0
+
+
+def _open(path: Path) -> tuple[IO[bytes], _CountingReader]:
+    raw = path.open("rb")
+    counter = _CountingReader(raw)
+    buffered = io.BufferedReader(counter, buffer_size=1 << 20)
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), counter  # type: ignore[return-value]
+    raw.seek(0)
+    return buffered, counter
+
+
+def _decode(line: bytes, row: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(
+            "(bytes)",
+            f"not valid UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+            "re-encode the file as UTF-8",
+        ) from None
+
+
+def _kind_of(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".csv"):
+        return "csv"
+    return "json"
+
+
+def read_records(path: Path) -> tuple[Iterator[RawRecord], Callable[[], int]]:
+    """The file's records, streamed, and a function giving the bytes read so far."""
+    kind = _kind_of(path)
+    if kind == "parquet":
+        return _parquet_records(path), lambda: 0
+    f, counter = _open(path)
+    if kind == "csv":
+        return _csv_records(f), lambda: counter.count
+    head = f.peek(64) if hasattr(f, "peek") else b""
+    first = head.lstrip()[:1]
+    if first == b"[":
+        return _json_array_records(f), lambda: counter.count
+    return _jsonl_records(f), lambda: counter.count
+
+
+def _jsonl_records(f: IO[bytes]) -> Iterator[RawRecord]:
+    loads = json.loads
+    with f:
+        for row, line in enumerate(f, start=1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                try:
+                    _decode(line, row)
+                except RecordError as e:
+                    yield RawRecord(
+                        row, line.decode("utf-8", "replace").rstrip("\r\n"), error=e.message
+                    )
+                continue
+            text = text.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                yield RawRecord(row, text, loads(text))
+            except json.JSONDecodeError as e:
+                yield RawRecord(row, text, error=f"not valid JSON ({e.msg} at column {e.colno})")
+
+
+def _json_array_records(f: IO[bytes]) -> Iterator[RawRecord]:
+    """Elements of a top-level JSON array, decoded one at a time (memory stays flat)."""
+    decoder = json.JSONDecoder()
+    reader = io.TextIOWrapper(f, encoding="utf-8", errors="strict")
+    buf = ""
+    pos = 0
+    line = 1
+    started = False
+    eof = False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        try:
+            chunk = reader.read(1 << 20)
+        except UnicodeDecodeError as e:
+            raise RecordError(
+                "(bytes)", f"not valid UTF-8 ({e.reason}); re-encode the file as UTF-8"
+            ) from None
+        if not chunk:
+            eof = True
+            return False
+        buf = buf[pos:] + chunk
+        pos = 0
+        return True
+
+    with reader:
+        while True:
+            # skip whitespace, the opening bracket and commas
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n,[":
+                    if buf[pos] == "\n":
+                        line += 1
+                    if buf[pos] == "[":
+                        if started:
+                            break
+                        started = True
+                    pos += 1
+                if pos < len(buf) or eof or not more():
+                    break
+            if pos >= len(buf):
+                return
+            if buf[pos] == "]":
+                return
+            start_line = line
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as e:
+                    if not eof and more():
+                        continue
+                    yield RawRecord(
+                        start_line, buf[pos : pos + 200], error=f"not valid JSON ({e.msg})"
+                    )
+                    return
+                if end == len(buf) and not eof and more():
+                    continue  # a number or literal may go on in the next chunk
+                break
+            raw = buf[pos:end]
+            line += raw.count("\n")
+            pos = end
+            yield RawRecord(start_line, raw, value)
+
+
+def _csv_records(f: IO[bytes]) -> Iterator[RawRecord]:
+    text = io.TextIOWrapper(f, encoding="utf-8", errors="strict", newline="")
+    with text:
+        reader = csv.DictReader(text)
+        for i, row in enumerate(reader, start=2):
+            value: dict[str, Any] = {}
+            for k, v in row.items():
+                if isinstance(v, str) and v[:1] in ("[", "{"):
+                    try:
+                        value[k] = json.loads(v)
+                        continue
+                    except json.JSONDecodeError:
+                        pass
+                value[k] = v
+            yield RawRecord(i, json.dumps(row, ensure_ascii=False), value)
+
+
+def _parquet_records(path: Path) -> Iterator[RawRecord]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    row = 0
+    for batch in pf.iter_batches(batch_size=1000):
+        for value in batch.to_pylist():
+            row += 1
+            yield RawRecord(row, json.dumps(value, ensure_ascii=False, default=str), value)
+
+
+def _location(path: Path, row: int) -> str:
+    return f"{path}:{row}" if _kind_of(path) != "parquet" else f"{path}: row {row}"
+
+
+def ingest_file(
+    store: Store,
+    path: Path,
+    *,
+    format_name: str | None = None,
+    map_spec: str | None = None,
+    skip_invalid: bool = False,
+    name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest one file in one transaction; raises `IngestError` on bad input unless skipping."""
+    started = time.perf_counter()
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a folder; give the data files themselves")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: the file is empty; nothing to ingest")
+    digest = file_hash(path)
+    known = store.dataset_by_hash(digest)
+    if known:
+        return IngestReport(str(path), known["name"], known["format"], skipped_duplicate=True)
+
+    fmt: Format | None = None
+    if map_spec:
+        try:
+            fmt = mapped_format(parse_map_spec(map_spec))
+        except ValueError as e:
+            raise IngestError(f"{path}: {e}") from None
+    elif format_name:
+        if format_name not in FORMATS:
+            raise IngestError(
+                f"{path}: unknown format {format_name!r}; known formats:\n{format_list()}"
+            )
+        fmt = FORMATS[format_name]
+
+    records, bytes_read = read_records(path)
+    head: list[RawRecord] = []
+    try:
+        for rec in records:
+            head.append(rec)
+            if len(head) >= DETECT_RECORDS:
+                break
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise IngestError(f"{path}: the gzip stream is broken or truncated ({e})") from None
+    except RecordError as e:
+        raise IngestError(f"{path}: {e.message}") from None
+    if not head:
+        raise IngestError(f"{path}: no records in the file; nothing to ingest")
+    if fmt is None:
+        fmt = detect([r.value for r in head if r.error is None])
+        if fmt is None:
+            first = next((r for r in head if r.error is None), head[0])
+            keys = sorted(first.value)[:12] if isinstance(first.value, dict) else []
+            raise IngestError(
+                f"{path}: could not recognise the format from the first {len(head)} records "
+                f"(fields: {', '.join(keys) or 'none'}). Known formats:\n{format_list()}\n"
+                "Name one with --format, or map fields yourself, e.g. "
+                "--map prompt=question,chosen=answers.0.text,rejected=answers.1.text"
+            )
+
+    report = IngestReport(str(path), None, fmt.name)
+    rejects: list[str] = []
+    dataset_name = name or _default_name(path)
+
+    def all_records() -> Iterator[RawRecord]:
+        yield from head
+        yield from records
+
+    with store.transaction():
+        dataset_id = store.add_dataset(
+            name=dataset_name,
+            source_path=str(path.resolve()),
+            format=fmt.name,
+            content_hash=digest,
+            options={"map": map_spec} if map_spec else None,
+        )
+        batch: list[SampleIn] = []
+        try:
+            for rec in all_records():
+                report.records += 1
+                try:
+                    if rec.error is not None:
+                        raise RecordError("(line)", rec.error)
+                    sample = to_sample(fmt, rec.value, rec.row, rec.raw)
+                except RecordError as e:
+                    if not skip_invalid:
+                        hint = " (or pass --skip-invalid to set such lines aside)"
+                        raise IngestError(
+                            f"{_location(path, rec.row)}: {e.message}{hint}"
+                        ) from None
+                    report.rejects += 1
+                    rejects.append(rec.raw)
+                    continue
+                for flag in sample.flags:
+                    report.flagged[flag] = report.flagged.get(flag, 0) + 1
+                batch.append(sample)
+                if len(batch) >= BATCH:
+                    report.responses += store.add_samples(dataset_id, batch)
+                    report.samples += len(batch)
+                    batch = []
+                    if on_progress:
+                        on_progress(bytes_read(), report.records)
+            report.responses += store.add_samples(dataset_id, batch)
+            report.samples += len(batch)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise IngestError(
+                f"{path}: the gzip stream is broken or truncated after record {report.records} "
+                f"({e}); nothing from this file was kept"
+            ) from None
+        except RecordError as e:  # raised by a reader (undecodable JSON array)
+            raise IngestError(f"{path}: {e.message}") from None
+        if report.samples == 0:
+            raise IngestError(f"{path}: no valid records ({report.rejects} rejected); nothing kept")
+        store.finish_dataset(
+            dataset_id,
+            records=report.records,
+            samples=report.samples,
+            responses=report.responses,
+            rejects=report.rejects,
+        )
+    report.dataset = dataset_name
+    if rejects:
+        out = Path(str(path) + ".rejects.jsonl")
+        try:
+            with out.open("w", encoding="utf-8") as f:
+                for raw in rejects:
+                    f.write(raw.replace("\n", " ") if "\n" in raw else raw)
+                    f.write("\n")
+            report.rejects_path = str(out)
+        except OSError as e:
+            report.rejects_path = f"(could not write {out}: {e})"
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _default_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".csv"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or "dataset"

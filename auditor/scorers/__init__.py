@@ -1,0 +1,1 @@
+"""Scorers: each gives every response an alignment score (METHOD.md §2)."""

@@ -1,0 +1,1 @@
+"""Modal dialogs that dismiss() a value."""

@@ -1,0 +1,1 @@
+"""Screens, one a module, each with its bindings and stylesheet beside it."""
