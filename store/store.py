@@ -523,6 +523,69 @@ class Store:
         n = self._query("SELECT count(*), max(id) FROM samples")[0]
         return json.dumps([*row, *n])
 
+    # -- map statistics -------------------------------------------------------------
+
+    def map_run(self, scorer_id: int) -> dict[str, Any] | None:
+        """The stored map of a scorer: its scores fingerprint and thresholds, if computed."""
+        rows = self._query(
+            "SELECT scores_fingerprint, thresholds, computed_at FROM map_runs WHERE scorer_id=?",
+            (scorer_id,),
+        )
+        if not rows:
+            return None
+        return {
+            "fingerprint": rows[0][0],
+            "thresholds": json.loads(rows[0][1]),
+            "computed_at": rows[0][2],
+        }
+
+    def save_map(
+        self,
+        scorer_id: int,
+        rows: Iterable[
+            tuple[
+                int,
+                int,
+                float | None,
+                float | None,
+                float | None,
+                float | None,
+                float | None,
+                str | None,
+            ]
+        ],
+        *,
+        thresholds: dict[str, Any],
+        fingerprint: str,
+    ) -> None:
+        """Replace a scorer's per-sample statistics.
+
+        ``rows``: (sample_id, k, mean, var, margin, tau, cosine, region).
+        """
+        with self.transaction():
+            self.conn.execute("DELETE FROM sample_stats WHERE scorer_id=?", (scorer_id,))
+            self.conn.executemany(
+                "INSERT INTO sample_stats (scorer_id, sample_id, k, mean, var, margin, tau,"
+                " cosine, region) VALUES (?,?,?,?,?,?,?,?,?)",
+                ((scorer_id, *r) for r in rows),
+            )
+            self.conn.execute(
+                "INSERT INTO map_runs (scorer_id, scores_fingerprint, thresholds, computed_at)"
+                " VALUES (?,?,?,?) ON CONFLICT (scorer_id) DO UPDATE SET"
+                " scores_fingerprint=excluded.scores_fingerprint,"
+                " thresholds=excluded.thresholds, computed_at=excluded.computed_at",
+                (scorer_id, fingerprint, json.dumps(thresholds), _now()),
+            )
+
+    def region_counts(self, scorer_id: int) -> dict[str | None, int]:
+        """Samples per region of the stored map (None: off the map)."""
+        return dict(
+            self._query(
+                "SELECT region, count(*) FROM sample_stats WHERE scorer_id=? GROUP BY region",
+                (scorer_id,),
+            )
+        )
+
     # -- decisions ---------------------------------------------------------------------
 
     def decision(self, sample_id: int) -> DecisionState:
