@@ -45,6 +45,8 @@ class RawRecord:
     raw: str
     value: Any = None
     error: str | None = None
+    raw_bytes: bytes | None = None
+    """The line's bytes when they are not valid UTF-8 (so a reject is written verbatim)."""
 
 
 @dataclass(slots=True)
@@ -160,7 +162,10 @@ def _jsonl_records(f: IO[bytes]) -> Iterator[RawRecord]:
                     _decode(line, row)
                 except RecordError as e:
                     yield RawRecord(
-                        row, line.decode("utf-8", "replace").rstrip("\r\n"), error=e.message
+                        row,
+                        line.decode("utf-8", "replace").rstrip("\r\n"),
+                        error=e.message,
+                        raw_bytes=line.rstrip(b"\r\n"),
                     )
                 continue
             text = text.rstrip("\r\n")
@@ -329,14 +334,14 @@ def ingest_file(
             )
 
     report = IngestReport(str(path), None, fmt.name)
-    rejects: list[str] = []
+    rejects = _RejectsFile(path)
     dataset_name = name or _default_name(path)
 
     def all_records() -> Iterator[RawRecord]:
         yield from head
         yield from records
 
-    with store.transaction():
+    with rejects, store.transaction():
         dataset_id = store.add_dataset(
             name=dataset_name,
             source_path=str(path.resolve()),
@@ -359,7 +364,7 @@ def ingest_file(
                             f"{_location(path, rec.row)}: {e.message}{hint}"
                         ) from None
                     report.rejects += 1
-                    rejects.append(rec.raw)
+                    rejects.write(rec)
                     continue
                 for flag in sample.flags:
                     report.flagged[flag] = report.flagged.get(flag, 0) + 1
@@ -389,16 +394,7 @@ def ingest_file(
             rejects=report.rejects,
         )
     report.dataset = dataset_name
-    if rejects:
-        out = Path(str(path) + ".rejects.jsonl")
-        try:
-            with out.open("w", encoding="utf-8") as f:
-                for raw in rejects:
-                    f.write(raw.replace("\n", " ") if "\n" in raw else raw)
-                    f.write("\n")
-            report.rejects_path = str(out)
-        except OSError as e:
-            report.rejects_path = f"(could not write {out}: {e})"
+    report.rejects_path = rejects.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -409,3 +405,45 @@ def _default_name(path: Path) -> str:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name or "dataset"
+
+
+class _RejectsFile:
+    """Bad records, written verbatim one a line to ``FILE.rejects.jsonl`` as they come."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.path: Path | None = None
+        self.f: IO[bytes] | None = None
+        self.count = 0
+
+    def __enter__(self) -> _RejectsFile:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        if exc_type is not None and self.path is not None:
+            self.path.unlink(missing_ok=True)  # nothing was kept, so no rejects either
+            self.count = 0
+
+    def write(self, rec: RawRecord) -> None:
+        """Append one bad record, verbatim."""
+        if self.f is None:
+            self.path = Path(str(self.source) + ".rejects.jsonl")
+            try:
+                self.f = self.path.open("wb")
+            except OSError:  # the data's folder is read-only: write in the working folder
+                self.path = Path.cwd() / (self.source.name + ".rejects.jsonl")
+                self.f = self.path.open("wb")
+        data = rec.raw_bytes if rec.raw_bytes is not None else rec.raw.encode("utf-8")
+        # a JSON-array element may span lines; its newlines are whitespace between tokens
+        self.f.write(data.replace(b"\n", b" ") + b"\n")
+        self.count += 1
+
+    def close(self) -> str | None:
+        """Close the file; its path when anything was written."""
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+        return str(self.path) if self.count and self.path else None
