@@ -91,15 +91,17 @@ def _first_number(*values: Any) -> float | None:
 
 
 def _source(record: dict[str, Any]) -> str | None:
-    for v in (
-        record.get("source"),
-        _dig(record, "metadata", "source"),
-        record.get("dataset"),
-        _dig(record, "extra_metadata", "source"),
-    ):
-        if isinstance(v, str) and v:
-            return v
-    return None
+    v = record.get("source")
+    if isinstance(v, str) and v:
+        return v
+    for key in ("metadata", "extra_metadata"):
+        nested = record.get(key)
+        if isinstance(nested, dict):
+            v = nested.get("source")
+            if isinstance(v, str) and v:
+                return v
+    v = record.get("dataset")
+    return v if isinstance(v, str) and v else None
 
 
 _ROLE_NAMES = {
@@ -139,7 +141,7 @@ def _flags(responses: list[ResponseIn]) -> list[str]:
     flags = []
     if len(texts) != len(set(texts)):
         flags.append("identical_responses")
-    if any(not t.strip() for t in texts):
+    if any(not t or t.isspace() for t in texts):
         flags.append("empty_response")
     return flags
 
@@ -154,22 +156,25 @@ def _pair(
     score_rejected: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Parsed:
-    meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
+    meta = record.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    model_c = _str_or_none(record.get("chosen_model", meta.get("chosen_model")))
+    model_r = _str_or_none(record.get("rejected_model", meta.get("rejected_model")))
     responses = [
         ResponseIn(
             chosen,
             Role.CHOSEN,
-            model=_str_or_none(record.get("chosen_model", meta.get("chosen_model"))),
-            rating=score_chosen,
-            ratings={"score": score_chosen} if score_chosen is not None else None,
+            model_c,
+            score_chosen,
+            {"score": score_chosen} if score_chosen is not None else None,
         ),
         ResponseIn(
             rejected,
             Role.REJECTED,
-            model=_str_or_none(record.get("rejected_model", meta.get("rejected_model"))),
-            rating=score_rejected,
-            ratings={"score": score_rejected} if score_rejected is not None else None,
+            model_r,
+            score_rejected,
+            {"score": score_rejected} if score_rejected is not None else None,
         ),
     ]
     extras: dict[str, Any] = {"source": _source(record), "kind": "pair"}
@@ -295,9 +300,36 @@ def split_hh(text: str, where: str) -> Conversation:
     return turns
 
 
+_HH_LAST = "\n\nAssistant:"
+
+
 def _parse_hh(r: dict[str, Any]) -> Parsed:
-    chosen = split_hh(_text(r, "chosen"), "chosen")
-    rejected = split_hh(_text(r, "rejected"), "rejected")
+    chosen_text, rejected_text = _text(r, "chosen"), _text(r, "rejected")
+    # fast path: both transcripts share everything before their last Assistant turn
+    i, j = chosen_text.rfind(_HH_LAST), rejected_text.rfind(_HH_LAST)
+    if (
+        i > 0
+        and i == j
+        and chosen_text.startswith(rejected_text[:i])
+        and "\n\nHuman:" not in chosen_text[i:]
+        and "\n\nHuman:" not in rejected_text[i:]
+    ):
+        conversation = split_hh(chosen_text[:i], "chosen")
+        if conversation[-1]["role"] == "user":
+            start = i + len(_HH_LAST)
+            c = (
+                chosen_text[start + 1 :]
+                if chosen_text[start : start + 1] == " "
+                else chosen_text[start:]
+            )
+            rj = (
+                rejected_text[start + 1 :]
+                if rejected_text[start : start + 1] == " "
+                else rejected_text[start:]
+            )
+            return _pair(conversation, c, rj, r)
+    chosen = split_hh(chosen_text, "chosen")
+    rejected = split_hh(rejected_text, "rejected")
     n = 0
     while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
         n += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import orjson
+
 from auditor.formats import (
     FORMATS,
     Format,
@@ -24,12 +27,13 @@ from auditor.formats import (
     parse_map_spec,
     to_sample,
 )
-from auditor.model import SampleIn
+from store.store import EncodedSample, encode_sample
 
 if TYPE_CHECKING:
     from store import Store
 
 BATCH = 2000
+CHUNK_BYTES = 4 << 20
 DETECT_RECORDS = 20
 
 
@@ -152,29 +156,10 @@ def read_records(path: Path) -> tuple[Iterator[RawRecord], Callable[[], int]]:
 
 
 def _jsonl_records(f: IO[bytes]) -> Iterator[RawRecord]:
-    loads = json.loads
     with f:
         for row, line in enumerate(f, start=1):
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                try:
-                    _decode(line, row)
-                except RecordError as e:
-                    yield RawRecord(
-                        row,
-                        line.decode("utf-8", "replace").rstrip("\r\n"),
-                        error=e.message,
-                        raw_bytes=line.rstrip(b"\r\n"),
-                    )
-                continue
-            text = text.rstrip("\r\n")
-            if not text.strip():
-                continue
-            try:
-                yield RawRecord(row, text, loads(text))
-            except json.JSONDecodeError as e:
-                yield RawRecord(row, text, error=f"not valid JSON ({e.msg} at column {e.colno})")
+            if line.strip():
+                yield _load_line(line, row)
 
 
 def _json_array_records(f: IO[bytes]) -> Iterator[RawRecord]:
@@ -281,9 +266,13 @@ def ingest_file(
     skip_invalid: bool = False,
     name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    parallel_min_bytes: int = 16 << 20,
 ) -> IngestReport:
     """Ingest one file in one transaction; raises `IngestError` on bad input unless skipping."""
     started = time.perf_counter()
+    if workers is None:
+        workers = 1
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     if path.is_dir():
@@ -336,12 +325,30 @@ def ingest_file(
     report = IngestReport(str(path), None, fmt.name)
     rejects = _RejectsFile(path)
     dataset_name = name or _default_name(path)
+    parallel = (
+        workers > 1
+        and _kind_of(path) == "json"
+        and isinstance(head[0].value, dict | None)
+        and head[0].raw_bytes is None
+        and not _is_array(path)
+        and path.stat().st_size >= parallel_min_bytes
+    )
 
     def all_records() -> Iterator[RawRecord]:
         yield from head
         yield from records
 
-    with rejects, store.transaction():
+    def serial_chunks() -> Iterator[_ChunkOut]:
+        chunk: list[RawRecord] = []
+        for rec in all_records():
+            chunk.append(rec)
+            if len(chunk) >= BATCH:
+                yield _parse_records(fmt, chunk, skip_invalid)
+                chunk = []
+        yield _parse_records(fmt, chunk, skip_invalid)
+
+    big = path.stat().st_size >= parallel_min_bytes
+    with rejects, store.bulk() if big else contextlib.nullcontext(), store.transaction():
         dataset_id = store.add_dataset(
             name=dataset_name,
             source_path=str(path.resolve()),
@@ -349,34 +356,27 @@ def ingest_file(
             content_hash=digest,
             options={"map": map_spec} if map_spec else None,
         )
-        batch: list[SampleIn] = []
         try:
-            for rec in all_records():
-                report.records += 1
-                try:
-                    if rec.error is not None:
-                        raise RecordError("(line)", rec.error)
-                    sample = to_sample(fmt, rec.value, rec.row, rec.raw)
-                except RecordError as e:
-                    if not skip_invalid:
-                        hint = " (or pass --skip-invalid to set such lines aside)"
-                        raise IngestError(
-                            f"{_location(path, rec.row)}: {e.message}{hint}"
-                        ) from None
-                    report.rejects += 1
-                    rejects.write(rec)
-                    continue
-                for flag in sample.flags:
-                    report.flagged[flag] = report.flagged.get(flag, 0) + 1
-                batch.append(sample)
-                if len(batch) >= BATCH:
-                    report.responses += store.add_samples(dataset_id, batch)
-                    report.samples += len(batch)
-                    batch = []
-                    if on_progress:
-                        on_progress(bytes_read(), report.records)
-            report.responses += store.add_samples(dataset_id, batch)
-            report.samples += len(batch)
+            outcomes = (
+                _parallel_chunks(path, fmt.name, map_spec, skip_invalid, workers)
+                if parallel
+                else serial_chunks()
+            )
+            for out in outcomes:
+                report.records += out.records
+                for raw in out.rejects:
+                    rejects.write(raw)
+                report.rejects += len(out.rejects)
+                for flag, n in out.flags.items():
+                    report.flagged[flag] = report.flagged.get(flag, 0) + n
+                report.responses += store.add_encoded(dataset_id, out.encoded)
+                report.samples += len(out.encoded)
+                if out.error is not None:
+                    row, message = out.error
+                    hint = " (or pass --skip-invalid to set such lines aside)"
+                    raise IngestError(f"{_location(path, row)}: {message}{hint}")
+                if on_progress:
+                    on_progress(bytes_read() if not parallel else 0, report.records)
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise IngestError(
                 f"{path}: the gzip stream is broken or truncated after record {report.records} "
@@ -397,6 +397,140 @@ def ingest_file(
     report.rejects_path = rejects.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass(slots=True)
+class _ChunkOut:
+    """What parsing one chunk of records gave."""
+
+    encoded: list[EncodedSample] = field(default_factory=list)
+    rejects: list[bytes] = field(default_factory=list)
+    flags: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+    error: tuple[int, str] | None = None
+    """The first bad record's row and message, when not skipping (parsing stops there)."""
+
+
+def _parse_records(fmt: Format, chunk: list[RawRecord], skip_invalid: bool) -> _ChunkOut:
+    out = _ChunkOut()
+    for rec in chunk:
+        out.records += 1
+        try:
+            if rec.error is not None:
+                raise RecordError("(line)", rec.error)
+            sample = to_sample(fmt, rec.value, rec.row, rec.raw)
+        except RecordError as e:
+            if not skip_invalid:
+                out.error = (rec.row, e.message)
+                return out
+            out.rejects.append(
+                rec.raw_bytes if rec.raw_bytes is not None else rec.raw.encode("utf-8")
+            )
+            continue
+        for flag in sample.flags:
+            out.flags[flag] = out.flags.get(flag, 0) + 1
+        out.encoded.append(encode_sample(sample))
+    return out
+
+
+def _load_line(line: bytes, row: int) -> RawRecord:
+    """Decode one JSON line: orjson when it can, the standard library's messages when not."""
+    stripped = line.rstrip(b"\r\n")
+    try:
+        return RawRecord(row, stripped.decode("utf-8"), orjson.loads(stripped))
+    except UnicodeDecodeError:
+        try:
+            _decode(stripped, row)
+        except RecordError as e:
+            text = stripped.decode("utf-8", "replace")
+            return RawRecord(row, text, error=e.message, raw_bytes=stripped)
+        raise
+    except orjson.JSONDecodeError:
+        text = stripped.decode("utf-8")
+        try:
+            return RawRecord(row, text, json.loads(text))  # NaN, huge integers
+        except json.JSONDecodeError as e:
+            return RawRecord(row, text, error=f"not valid JSON ({e.msg} at column {e.colno})")
+
+
+_FORMAT_CACHE: dict[tuple[str, str | None], Format] = {}
+
+
+def _parse_lines(
+    fmt_name: str, map_spec: str | None, chunk: list[tuple[int, bytes]], skip_invalid: bool
+) -> _ChunkOut:
+    """Worker-process side: decode and parse a chunk of JSON lines."""
+    key = (fmt_name, map_spec)
+    fmt = _FORMAT_CACHE.get(key)
+    if fmt is None:
+        fmt = mapped_format(parse_map_spec(map_spec)) if map_spec else FORMATS[fmt_name]
+        _FORMAT_CACHE[key] = fmt
+    records = [_load_line(line, row) for row, line in chunk if line.strip()]
+    return _parse_records(fmt, records, skip_invalid)
+
+
+def _parallel_chunks(
+    path: Path, fmt_name: str, map_spec: str | None, skip_invalid: bool, workers: int
+) -> Iterator[_ChunkOut]:
+    """Parse JSON lines in worker processes; outcomes come back in file order."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    f, _ = _open(path)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    pending: deque[Future[_ChunkOut]] = deque()
+    try:
+        with f:
+            chunk: list[tuple[int, bytes]] = []
+            size = 0
+            for row, line in enumerate(f, start=1):
+                if len(line) >= CHUNK_BYTES:
+                    # a huge record is parsed here: shipping it to a worker would copy it
+                    if chunk:
+                        pending.append(
+                            pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid)
+                        )
+                        chunk, size = [], 0
+                    while pending:
+                        out = pending.popleft().result()
+                        yield out
+                        if out.error:
+                            return
+                    out = _parse_lines(fmt_name, map_spec, [(row, line)], skip_invalid)
+                    del line
+                    yield out
+                    if out.error:
+                        return
+                    continue
+                chunk.append((row, line))
+                size += len(line)
+                if size >= CHUNK_BYTES:
+                    pending.append(
+                        pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid)
+                    )
+                    chunk, size = [], 0
+                    if len(pending) >= 2 * workers:
+                        out = pending.popleft().result()
+                        yield out
+                        if out.error:
+                            return
+            if chunk:
+                pending.append(pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid))
+        while pending:
+            out = pending.popleft().result()
+            yield out
+            if out.error:
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _is_array(path: Path) -> bool:
+    f, _ = _open(path)
+    with f:
+        head = f.read(4096)
+    return head.lstrip()[:1] == b"["
 
 
 def _default_name(path: Path) -> str:
@@ -427,7 +561,7 @@ class _RejectsFile:
             self.path.unlink(missing_ok=True)  # nothing was kept, so no rejects either
             self.count = 0
 
-    def write(self, rec: RawRecord) -> None:
+    def write(self, data: bytes) -> None:
         """Append one bad record, verbatim."""
         if self.f is None:
             self.path = Path(str(self.source) + ".rejects.jsonl")
@@ -436,7 +570,6 @@ class _RejectsFile:
             except OSError:  # the data's folder is read-only: write in the working folder
                 self.path = Path.cwd() / (self.source.name + ".rejects.jsonl")
                 self.f = self.path.open("wb")
-        data = rec.raw_bytes if rec.raw_bytes is not None else rec.raw.encode("utf-8")
         # a JSON-array element may span lines; its newlines are whitespace between tokens
         self.f.write(data.replace(b"\n", b" ") + b"\n")
         self.count += 1

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from store.store import Store, StoreError, default_db_path
+from store.store import EncodedSample, Store, StoreError, default_db_path, encode_sample
 
-__all__ = ["Store", "StoreError", "default_db_path"]
+__all__ = ["EncodedSample", "Store", "StoreError", "default_db_path", "encode_sample"]

@@ -14,12 +14,40 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlite_utils
 
 from auditor.model import Action, SampleIn, ScoreIn, prompt_text
 from store.migrations import migrate
 
 DECIDING_ACTIONS = (Action.FLIP.value, Action.DROP.value, Action.KEEP.value)
+
+
+EncodedSample = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
+"""A sample's column values and its responses' column values, ready to insert."""
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def encode_sample(s: SampleIn) -> EncodedSample:
+    """The column values of a sample and of its responses (without ids)."""
+    sample = (
+        s.row,
+        s.kind,
+        _dumps(s.conversation),
+        prompt_text(s.conversation),
+        s.source,
+        s.reference,
+        ",".join(s.flags) if s.flags else None,
+        s.record,
+    )
+    responses = [
+        (j, r.role.value, r.model, r.text, r.rating, _dumps(r.ratings) if r.ratings else None)
+        for j, r in enumerate(s.responses)
+    ]
+    return sample, responses
 
 
 class StoreError(Exception):
@@ -94,10 +122,12 @@ class Store:
         conn = sqlite3.connect(
             str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
         )
+        conn.execute("PRAGMA page_size=16384")  # only takes effect on a new database
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        self._timeout_ms = int(timeout * 1000)
+        conn.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
@@ -191,43 +221,49 @@ class Store:
 
     def add_samples(self, dataset_id: int, samples: Sequence[SampleIn]) -> int:
         """Insert a batch of samples with their responses; returns the responses added."""
-        if not samples:
+        return self.add_encoded(dataset_id, [encode_sample(s) for s in samples])
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Settings for one big write: a larger page cache and, on an empty database that
+        no other connection is using, a rollback journal instead of WAL (WAL would write
+        every new page twice). WAL is restored afterwards."""
+        with self._lock:
+            self.conn.execute("PRAGMA cache_size=-65536")
+            switched = False
+            empty = not self._query("SELECT 1 FROM samples LIMIT 1")
+            if empty and self._depth == 0:
+                self.conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    mode = self.conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+                    switched = mode == "delete"
+                except sqlite3.OperationalError:
+                    switched = False  # another connection is reading: stay in WAL
+                finally:
+                    self.conn.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
+            try:
+                yield
+            finally:
+                if switched:
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA cache_size=-2000")
+
+    def add_encoded(self, dataset_id: int, encoded: Sequence[EncodedSample]) -> int:
+        """Insert samples already encoded by `encode_sample` (e.g. in a worker process)."""
+        if not encoded:
             return 0
-        dumps = json.dumps
         with self._lock:
             cur = self.conn.cursor()
             first = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM samples").fetchone()[0]
             cur.executemany(
                 "INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
                 " reference, flags, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        first + i,
-                        dataset_id,
-                        s.row,
-                        s.kind,
-                        dumps(s.conversation, ensure_ascii=False),
-                        prompt_text(s.conversation),
-                        s.source,
-                        s.reference,
-                        ",".join(s.flags) if s.flags else None,
-                        s.record,
-                    )
-                    for i, s in enumerate(samples)
-                ],
+                [(first + i, dataset_id, *sample) for i, (sample, _) in enumerate(encoded)],
             )
             rows = [
-                (
-                    first + i,
-                    j,
-                    r.role.value,
-                    r.model,
-                    r.text,
-                    r.rating,
-                    dumps(r.ratings, ensure_ascii=False) if r.ratings else None,
-                )
-                for i, s in enumerate(samples)
-                for j, r in enumerate(s.responses)
+                (first + i, *response)
+                for i, (_, responses) in enumerate(encoded)
+                for response in responses
             ]
             cur.executemany(
                 "INSERT INTO responses (sample_id, idx, role, model, text, rating, ratings)"

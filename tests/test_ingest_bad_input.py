@@ -175,3 +175,33 @@ def test_50mb_line_ingests_with_flat_memory(tmp_path: Path) -> None:
     with Store(db) as s:
         sample = s.sample(2)
     assert sample is not None and len(sample["responses"][0]["text"]) == 50 * 1024 * 1024
+
+
+def test_parallel_parse_matches_serial_and_reports_bad_lines(tmp_path: Path) -> None:
+    from auditor.ingest import ingest_file
+
+    recs = [json.dumps({**GOOD, "prompt": f"p{i}"}) for i in range(3000)]
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(recs) + "\n")
+    with Store(tmp_path / "serial.db") as a, Store(tmp_path / "parallel.db") as b:
+        ra = ingest_file(a, path, workers=1)
+        rb = ingest_file(b, path, workers=2, parallel_min_bytes=0)
+        assert (ra.samples, rb.samples) == (3000, 3000)
+        for sid in (1, 1500, 3000):
+            sa, sb = a.sample(sid), b.sample(sid)
+            assert sa is not None and sb is not None
+            assert (sa["row"], sa["prompt"], sa["record"]) == (
+                sb["row"],
+                sb["prompt"],
+                sb["record"],
+            )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*recs[:2500], '{"prompt": 1', *recs[2500:]]) + "\n")
+    with Store(tmp_path / "c.db") as c:
+        try:
+            ingest_file(c, bad, workers=2, parallel_min_bytes=0)
+        except Exception as e:
+            assert f"{bad}:2501" in str(e) and "not valid JSON" in str(e)
+        else:
+            raise AssertionError("a bad line must stop the ingest")
+        assert c.count_samples() == 0

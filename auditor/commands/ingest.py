@@ -36,6 +36,14 @@ from auditor.formats import FORMATS
     help="Go on past bad records; write them verbatim to FILE.rejects.jsonl and count them.",
 )
 @click.option("--name", default=None, help="Dataset name (default: the file name).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes that parse JSON lines of large files (>= 16 MB) in parallel; "
+    "worth it only when cores are idle.",
+)
 def command(
     files: tuple[Path, ...],
     db_path: str | None,
@@ -43,6 +51,7 @@ def command(
     map_spec: str | None,
     skip_invalid: bool,
     name: str | None,
+    workers: int,
 ) -> None:
     """Read preference data FILES into the database.
 
@@ -73,6 +82,7 @@ def command(
                         skip_invalid=skip_invalid,
                         name=name,
                         on_progress=update,
+                        workers=workers,
                     )
             except IngestError as e:
                 click.echo(f"error: {e}", err=True)
