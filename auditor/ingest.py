@@ -362,21 +362,24 @@ def ingest_file(
                 if parallel
                 else serial_chunks()
             )
-            for out in outcomes:
-                report.records += out.records
-                for raw in out.rejects:
-                    rejects.write(raw)
-                report.rejects += len(out.rejects)
-                for flag, n in out.flags.items():
-                    report.flagged[flag] = report.flagged.get(flag, 0) + n
-                report.responses += store.add_encoded(dataset_id, out.encoded)
-                report.samples += len(out.encoded)
-                if out.error is not None:
-                    row, message = out.error
-                    hint = " (or pass --skip-invalid to set such lines aside)"
-                    raise IngestError(f"{_location(path, row)}: {message}{hint}")
-                if on_progress:
-                    on_progress(bytes_read() if not parallel else 0, report.records)
+            with store.bulk_writer(dataset_id) as writer:
+                for out in outcomes:
+                    report.records += out.records
+                    for raw in out.rejects:
+                        rejects.write(raw)
+                    report.rejects += len(out.rejects)
+                    for flag, n in out.flags.items():
+                        report.flagged[flag] = report.flagged.get(flag, 0) + n
+                    writer.put(out.encoded)
+                    report.responses += sum(len(responses) for _, responses in out.encoded)
+                    report.samples += len(out.encoded)
+                    if out.error is not None:
+                        writer.close()
+                        row, message = out.error
+                        hint = " (or pass --skip-invalid to set such lines aside)"
+                        raise IngestError(f"{_location(path, row)}: {message}{hint}")
+                    if on_progress:
+                        on_progress(bytes_read() if not parallel else 0, report.records)
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise IngestError(
                 f"{path}: the gzip stream is broken or truncated after record {report.records} "

@@ -250,26 +250,38 @@ class Store:
 
     def add_encoded(self, dataset_id: int, encoded: Sequence[EncodedSample]) -> int:
         """Insert samples already encoded by `encode_sample` (e.g. in a worker process)."""
+        with self._lock:
+            return self._insert_encoded(dataset_id, encoded)
+
+    def bulk_writer(self, dataset_id: int) -> BulkWriter:
+        """A writer that inserts batches on its own thread, inside the caller's transaction.
+
+        sqlite3 releases the GIL while SQLite works, so the caller parses the next batch
+        while this one is written. Until `BulkWriter.close`, the caller (which holds the
+        store's lock through `transaction`) must not use the store itself.
+        """
+        return BulkWriter(self, dataset_id)
+
+    def _insert_encoded(self, dataset_id: int, encoded: Sequence[EncodedSample]) -> int:
         if not encoded:
             return 0
-        with self._lock:
-            cur = self.conn.cursor()
-            first = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM samples").fetchone()[0]
-            cur.executemany(
-                "INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
-                " reference, flags, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(first + i, dataset_id, *sample) for i, (sample, _) in enumerate(encoded)],
-            )
-            rows = [
-                (first + i, *response)
-                for i, (_, responses) in enumerate(encoded)
-                for response in responses
-            ]
-            cur.executemany(
-                "INSERT INTO responses (sample_id, idx, role, model, text, rating, ratings)"
-                " VALUES (?,?,?,?,?,?,?)",
-                rows,
-            )
+        cur = self.conn.cursor()
+        first = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM samples").fetchone()[0]
+        cur.executemany(
+            "INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
+            " reference, flags, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(first + i, dataset_id, *sample) for i, (sample, _) in enumerate(encoded)],
+        )
+        rows = [
+            (first + i, *response)
+            for i, (_, responses) in enumerate(encoded)
+            for response in responses
+        ]
+        cur.executemany(
+            "INSERT INTO responses (sample_id, idx, role, model, text, rating, ratings)"
+            " VALUES (?,?,?,?,?,?,?)",
+            rows,
+        )
         return len(rows)
 
     def datasets(self) -> list[dict[str, Any]]:
@@ -784,3 +796,53 @@ def _state_dict(state: DecisionState) -> dict[str, Any]:
         "note": state.note,
         "reviewer": state.reviewer,
     }
+
+
+class BulkWriter:
+    """Inserts encoded samples on a thread of its own; see `Store.bulk_writer`."""
+
+    def __init__(self, store: Store, dataset_id: int) -> None:
+        import queue
+
+        self._store = store
+        self._dataset_id = dataset_id
+        self._queue: queue.Queue[Sequence[EncodedSample] | None] = queue.Queue(maxsize=3)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bulk-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._store._insert_encoded(self._dataset_id, batch)
+                except BaseException as e:  # handed to the caller's thread
+                    self._error = e
+
+    def put(self, batch: Sequence[EncodedSample]) -> None:
+        """Queue a batch; blocks while three wait, so memory stays flat."""
+        if self._error is not None:
+            raise self._error
+        if batch:
+            self._queue.put(batch)
+
+    def close(self) -> None:
+        """Wait until every queued batch is written; raise the writer's error, if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> BulkWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # the caller is failing: stop writing before it rolls back on this connection
+        self._error = self._error or RuntimeError("ingest stopped")
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
