@@ -176,3 +176,115 @@ def split_regions(
     else:
         m_cut = float("nan")
     return MapResult(stats, regions, Thresholds(v_cut, m_cut, high_var_fraction), excluded)
+
+
+# -- agreement between scores and annotated ratings (METHOD.md §5) --------------------
+
+
+@dataclass(slots=True)
+class RatingAgreement:
+    """Per-sample agreement between a scorer's scores and the annotated ratings."""
+
+    tau: FloatArray
+    """Kendall's tau-b (ties handled); NaN when a vector is constant or incomplete."""
+    cosine: FloatArray
+    """The paper's cosine similarity of the two vectors; NaN when incomplete or all zero."""
+
+
+def _pairs(k: int) -> tuple[IntArray, IntArray]:
+    i, j = np.triu_indices(k, 1)
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def rating_agreement(
+    sample_ids: npt.ArrayLike,
+    values: npt.ArrayLike,
+    ratings: npt.ArrayLike,
+) -> RatingAgreement:
+    """Kendall's tau-b and the cosine per sample, from per-response columns.
+
+    Computed only for samples with two or more responses whose every score and rating is
+    present; others get NaN. Vectorised: samples are grouped by their number of responses
+    K and each group is one (n, K) matrix.
+    """
+    sid = np.asarray(sample_ids, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    rats = np.asarray(ratings, dtype=np.float64)
+    if sid.size == 0:
+        return RatingAgreement(np.zeros(0), np.zeros(0))
+    if np.any(sid[1:] < sid[:-1]):
+        order = np.argsort(sid, kind="stable")
+        sid, vals, rats = sid[order], vals[order], rats[order]
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    k = np.diff(np.r_[starts, sid.size])
+    usable = ~(np.isnan(vals) | np.isnan(rats))
+    complete = np.add.reduceat(usable.astype(np.int64), starts) == k
+    tau = np.full(starts.size, np.nan)
+    cosine = np.full(starts.size, np.nan)
+    for kk in np.unique(k[complete & (k >= 2)]):
+        rows = np.flatnonzero(complete & (k == kk))
+        cols = starts[rows][:, None] + np.arange(kk)[None, :]
+        s, r = vals[cols], rats[cols]
+        i, j = _pairs(int(kk))
+        ds = np.sign(s[:, i] - s[:, j])
+        dr = np.sign(r[:, i] - r[:, j])
+        n_pairs = i.size
+        # tau-b = (concordant - discordant) / sqrt((pairs - ties in s) * (pairs - ties in r))
+        denom = np.sqrt((n_pairs - np.sum(ds == 0, axis=1)) * (n_pairs - np.sum(dr == 0, axis=1)))
+        num = np.sum(ds * dr, axis=1)
+        norms = np.sqrt(np.sum(s * s, axis=1) * np.sum(r * r, axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau[rows] = np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), np.nan)
+            cosine[rows] = np.where(
+                norms > 0, np.sum(s * r, axis=1) / np.where(norms > 0, norms, 1.0), np.nan
+            )
+    return RatingAgreement(tau, cosine)
+
+
+# -- the split within groups (one group per dataset) -----------------------------------
+
+
+@dataclass(slots=True)
+class GroupedMap:
+    """Regions split within each group (a dataset): one `MapResult` per group, merged."""
+
+    result: MapResult
+    """All samples; ``thresholds`` are the single group's, or NaN when there are several."""
+    groups: dict[str, MapResult]
+    """Each group's own split and thresholds, by group name."""
+
+
+def split_regions_by_group(
+    stats: SampleStats,
+    group: npt.ArrayLike,
+    *,
+    high_var_fraction: float = 1 / 3,
+    fixed: tuple[float, float] | None = None,
+) -> GroupedMap:
+    """The paper's split applied within each group, so scales of different datasets never mix."""
+    names = np.asarray(group, dtype=object)
+    regions = np.full(stats.sample_id.size, -1, dtype=np.int64)
+    excluded = {"single_response": 0, "missing_scores": 0}
+    groups: dict[str, MapResult] = {}
+    for name in sorted({str(g) for g in names}):
+        rows = np.flatnonzero(names == name)
+        sub = SampleStats(
+            stats.sample_id[rows],
+            stats.k[rows],
+            stats.scored[rows],
+            stats.mean[rows],
+            stats.var[rows],
+            stats.margin[rows],
+        )
+        res = split_regions(sub, high_var_fraction=high_var_fraction, fixed=fixed)
+        regions[rows] = res.regions
+        for key, n in res.excluded.items():
+            excluded[key] = excluded.get(key, 0) + n
+        groups[name] = res
+    if len(groups) == 1:
+        thresholds = next(iter(groups.values())).thresholds
+    else:
+        method = "fixed" if fixed is not None else "paper"
+        v, m = fixed if fixed is not None else (float("nan"), float("nan"))
+        thresholds = Thresholds(v, m, high_var_fraction, method)
+    return GroupedMap(MapResult(stats, regions, thresholds, excluded), groups)

@@ -740,6 +740,91 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
+    # -- map and diagnosis ---------------------------------------------------------------
+
+    def sample_groups(self) -> tuple[list[int], list[str], list[str | None]]:
+        """Columns over every sample sorted by id: ``sample_id``, dataset name, source."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT s.id, d.name, s.source FROM samples s JOIN datasets d"
+                " ON d.id = s.dataset_id ORDER BY s.id"
+            ).fetchall()
+        if not rows:
+            return [], [], []
+        cols = list(zip(*rows, strict=True))
+        return list(cols[0]), list(cols[1]), list(cols[2])
+
+    def response_models(self) -> list[tuple[int, str | None]]:
+        """``(sample_id, model)`` of every response, for region composition by model."""
+        return [(r[0], r[1]) for r in self._query("SELECT sample_id, model FROM responses")]
+
+    def scored_scorer_ids(self) -> list[int]:
+        """Ids of the scorers with at least one ok score, oldest first."""
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT id FROM scorers s WHERE EXISTS (SELECT 1 FROM scores"
+                " WHERE scorer_id = s.id AND status = 'ok') ORDER BY id"
+            )
+        ]
+
+    def map_rows(self, scorer_id: int, dataset: str | None = None) -> list[tuple[Any, ...]]:
+        """The stored map: (sample_id, k, mean, var, margin, tau, cosine, region, dataset)."""
+        sql = (
+            "SELECT st.sample_id, st.k, st.mean, st.var, st.margin, st.tau, st.cosine,"
+            " st.region, d.name FROM sample_stats st JOIN samples s ON s.id = st.sample_id"
+            " JOIN datasets d ON d.id = s.dataset_id WHERE st.scorer_id = ?"
+        )
+        params: list[Any] = [scorer_id]
+        if dataset is not None:
+            sql += " AND d.name = ?"
+            params.append(dataset)
+        return self._query(sql + " ORDER BY st.sample_id", params)
+
+    def sample_scores(
+        self, scorer_id: int, sample_ids: Sequence[int]
+    ) -> dict[int, list[tuple[int, str, str | None, float | None, float | None]]]:
+        """Per sample, its responses as (idx, role, model, ok score or None, rating)."""
+        out: dict[int, list[tuple[int, str, str | None, float | None, float | None]]] = {
+            int(i): [] for i in sample_ids
+        }
+        if not out:
+            return out
+        ids = ",".join(str(i) for i in out)
+        for sid, idx, role, model, value, rating in self._query(
+            "SELECT r.sample_id, r.idx, r.role, r.model, sc.value, r.rating FROM responses r"
+            " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
+            f" AND sc.status = 'ok' WHERE r.sample_id IN ({ids}) ORDER BY r.sample_id, r.idx",
+            (scorer_id,),
+        ):
+            out[sid].append((idx, role, model, value, rating))
+        return out
+
+    def prompts(self, sample_ids: Sequence[int]) -> dict[int, str]:
+        """The prompt text of each of these samples."""
+        if not sample_ids:
+            return {}
+        ids = ",".join(str(int(i)) for i in sample_ids)
+        return dict(self._query(f"SELECT id, prompt FROM samples WHERE id IN ({ids})"))
+
+    def paired_scores(
+        self, scorer_a: int, scorer_b: int
+    ) -> tuple[list[int], list[float | None], list[float | None]]:
+        """Columns over every response sorted by sample and position: sample_id, a's, b's score."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT r.sample_id, a.value, b.value FROM responses r"
+                " LEFT JOIN scores a ON a.response_id = r.id AND a.scorer_id = ?"
+                " AND a.status = 'ok'"
+                " LEFT JOIN scores b ON b.response_id = r.id AND b.scorer_id = ?"
+                " AND b.status = 'ok' ORDER BY r.sample_id, r.idx",
+                (scorer_a, scorer_b),
+            ).fetchall()
+        if not rows:
+            return [], [], []
+        cols = list(zip(*rows, strict=True))
+        return list(cols[0]), list(cols[1]), list(cols[2])
+
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
     return {
