@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -333,7 +334,9 @@ def scorer_agreement(store: Store, scorer_a: int, scorer_b: int) -> dict[str, An
 
 
 def composition(
-    regions: npt.ArrayLike, labels: npt.ArrayLike, top: int | None = None
+    regions: Sequence[Any] | npt.NDArray[Any],
+    labels: Sequence[Any] | npt.NDArray[Any],
+    top: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """Counts of each label within each region, largest first (None becomes '(none)')."""
     reg = np.asarray(regions, dtype=object)

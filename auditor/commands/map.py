@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -278,7 +279,7 @@ def terminal_plot(
     import plotext as plt
 
     plt.clear_figure()
-    width = width or min(click.get_terminal_size()[0], 100)
+    width = width or min(shutil.get_terminal_size().columns, 100)
     height = height or 24
     plt.plotsize(width, height)
     plt.theme("clear")

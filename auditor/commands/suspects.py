@@ -124,10 +124,9 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
 
     from auditor.diagnosis import one_line
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     # cells are cut here, not by rich, so narrow terminals lose prompt text, not columns
-    spare = max(console.width - 60, 24)
-    evidence_width, prompt_width = spare // 2, spare - spare // 2
+    spare = max(console.width - 52, 24)
     scope = f", dataset {dataset}" if dataset else ""
     console.print(
         f"scorer {sc.name} ({sc.config_hash}){scope}: "
@@ -136,8 +135,7 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
     )
     if d.tiny_margin:
         console.print(
-            "tiny margin: "
-            + ", ".join(f"{name} {eps:.3g}" for name, eps in d.tiny_margin.items()),
+            "tiny margin: " + ", ".join(f"{name} {eps:.3g}" for name, eps in d.tiny_margin.items()),
             markup=False,
         )
     for kind, items in d.suspects.items():
@@ -145,6 +143,7 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
             continue
         shown = f"top {len(items):,} of {d.totals[kind]:,}"
         several = len({s.dataset for s in items}) > 1
+        room = spare - 19 if several else spare
         table = Table(title=Text(f"{TITLES[kind]} ({shown})"), title_justify="left")
         table.add_column("sample", justify="right", no_wrap=True)
         if several:
@@ -157,8 +156,7 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
             table.add_column("share", justify="right", no_wrap=True)
         table.add_column("region", no_wrap=True)
         table.add_column("decided", no_wrap=True)
-        table.add_column("scores/rating", no_wrap=True)
-        table.add_column("prompt", no_wrap=True)
+        table.add_column("scores/rating · prompt", no_wrap=True)
         for s in items:
             if kind == "rating_disagreement":
                 a, b = _num(s.tau, "+.2f"), _num(s.cosine, ".3f")
@@ -172,8 +170,9 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
                 b,
                 s.region or "off map",
                 s.decision or "",
-                Text(one_line(_scores(s), evidence_width)),
-                Text(one_line(s.prompt, prompt_width)),
+                Text(one_line(_scores(s), room))
+                + Text("\n")
+                + Text(one_line(s.prompt, room), style="dim"),
             ]
             table.add_row(*cells)
         console.print(table)
