@@ -79,11 +79,11 @@ def compute_scorer_map(
 ) -> ScorerMap:
     """Statistics, regions and rating agreement of every sample, from this scorer's ok scores."""
     settings = settings or MapSettings()
-    sid_list, _idx, role, values, rating = store.score_table(scorer_id)
+    sid_list, role, values, rating = store.map_columns(scorer_id)
     sid = np.asarray(sid_list, dtype=np.int64)
     vals = np.array(values, dtype=np.float64)  # None becomes NaN
     rats = np.array(rating, dtype=np.float64)
-    stats = sample_stats(sid, np.asarray(role, dtype=object), vals)
+    stats = sample_stats(sid, np.asarray(role, dtype=np.int64), vals)
     agreement = rating_agreement(sid, vals, rats)
     g_ids, g_names, _sources = store.sample_groups()
     names = np.asarray(g_names, dtype=object)

@@ -180,3 +180,54 @@ def test_split_within_datasets_keeps_scales_apart() -> None:
     assert all(i >= 6 for i in high_avg)
     one = split_regions_by_group(st, ["x"] * 12)
     assert one.result.thresholds == pooled.thresholds
+
+
+def reference_split(var: np.ndarray, mean: np.ndarray, sid: np.ndarray) -> list[str]:
+    """The paper's split written as two full sorts, ties by sample id."""
+    n = var.size
+    by_var = np.lexsort((sid, -var))
+    n_hv = round(n / 3)
+    out = [""] * n
+    for i in by_var[:n_hv]:
+        out[i] = "HighVar"
+    rest = by_var[n_hv:]
+    by_mean = rest[np.lexsort((sid[rest], -mean[rest]))]
+    for j, i in enumerate(by_mean):
+        out[i] = "HighAvg" if j < rest.size // 2 else "LowAvg"
+    return out
+
+
+def test_linear_time_split_equals_the_sorted_reference() -> None:
+    rng = np.random.default_rng(6)
+    for n in (3, 10, 99, 1000):
+        var = rng.integers(0, 4, n).astype(float)  # heavy ties at both cuts
+        mean = rng.integers(0, 3, n).astype(float)
+        ids = rng.permutation(n * 3)[:n] + 1
+        st = stats_of(list(var), list(mean), list(ids))
+        assert names(split_regions(st)) == reference_split(var, mean, ids)
+
+
+def test_vectorised_stats_equal_a_plain_loop() -> None:
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 6, 200)
+    sid = np.repeat(np.arange(200), sizes)
+    values = rng.normal(size=sid.size)
+    values[rng.random(sid.size) < 0.05] = np.nan
+    names_ = rng.choice(["chosen", "rejected", "none"], sid.size).astype(object)
+    codes = np.array([{"none": 0, "chosen": 1, "rejected": 2}[r] for r in names_])
+    by_name = sample_stats(sid, names_, values)
+    by_code = sample_stats(sid, codes, values)
+    for i in range(200):
+        v = values[sid == i]
+        r = names_[sid == i]
+        ok = v[~np.isnan(v)]
+        assert by_name.k[i] == v.size and by_name.scored[i] == ok.size
+        if ok.size:
+            assert by_name.mean[i] == pytest.approx(ok.mean())
+            assert by_name.var[i] == pytest.approx(ok.var())
+        c, j = v[r == "chosen"], v[r == "rejected"]
+        if c.size == 1 and j.size == 1 and not np.isnan(c[0]) and not np.isnan(j[0]):
+            assert by_name.margin[i] == pytest.approx(c[0] - j[0])
+        else:
+            assert np.isnan(by_name.margin[i])
+    np.testing.assert_array_equal(by_name.margin, by_code.margin)
