@@ -276,8 +276,11 @@ def terminal_plot(
 ) -> str:
     """The scatter as text: variance x, mean y, region boundaries, one colour per region."""
     import numpy as np
-    import plotext as plt
 
+    try:
+        import plotext as plt
+    except ImportError:
+        fail("the terminal scatter needs plotext: pip install plotext (or use --no-plot)", 1)
     plt.clear_figure()
     width = width or min(shutil.get_terminal_size().columns, 100)
     height = height or 24
