@@ -351,25 +351,18 @@ def composition(
 
 
 def region_composition(
-    store: Store, view: MapView, top: int | None = None
+    store: Store, scorer_id: int, dataset: str | None = None, top: int | None = None
 ) -> dict[str, dict[str, dict[str, int]]]:
-    """Samples per source and responses per model, within each region of the map."""
-    g_ids, _names, sources = store.sample_groups()
-    src = np.array(sources, dtype=object)
-    pos = np.searchsorted(np.asarray(g_ids, dtype=np.int64), view.sample_id)
-    by_source = composition(view.region, src[pos] if src.size else [], top)
-    pairs = store.response_models()
-    if pairs:
-        r_sid = np.array([p[0] for p in pairs], dtype=np.int64)
-        models = np.array([p[1] for p in pairs], dtype=object)
-        order = np.argsort(view.sample_id)
-        at = np.searchsorted(view.sample_id[order], r_sid)
-        at = np.minimum(at, max(view.sample_id.size - 1, 0))
-        found = view.sample_id.size > 0
-        hit = (view.sample_id[order][at] == r_sid) if found else np.zeros(r_sid.size, bool)
-        reg = np.full(r_sid.size, None, dtype=object)
-        reg[hit] = view.region[order][at[hit]]
-        by_model = composition(reg, models, top)
-    else:
-        by_model = composition([], [], top)
-    return {"source": by_source, "model": by_model}
+    """Samples per source and responses per model within each region of the stored map."""
+    ensure_map(store, scorer_id)
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for by in ("source", "model"):
+        counts: dict[str, dict[str, int]] = {r.value: {} for r in REGION_CODES}
+        for region, label, n in store.region_breakdown(scorer_id, by, dataset):
+            if region in counts:
+                counts[region]["(none)" if label is None else str(label)] = int(n)
+        out[by] = {
+            r: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+            for r, c in counts.items()
+        }
+    return out

@@ -846,6 +846,29 @@ class Store:
         cols = list(zip(*rows, strict=True))
         return list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3])
 
+    def region_breakdown(
+        self, scorer_id: int, by: str, dataset: str | None = None
+    ) -> list[tuple[str | None, str | None, int]]:
+        """(region, label, count) of the stored map: samples per source, or responses per model."""
+        if by == "source":
+            sql = (
+                "SELECT st.region, s.source, count(*) FROM sample_stats st"
+                " JOIN samples s ON s.id = st.sample_id"
+            )
+        elif by == "model":
+            sql = (
+                "SELECT st.region, r.model, count(*) FROM sample_stats st"
+                " JOIN samples s ON s.id = st.sample_id JOIN responses r ON r.sample_id = s.id"
+            )
+        else:
+            raise ValueError(f"cannot break regions down by {by!r}")
+        params: list[Any] = [scorer_id]
+        sql += " WHERE st.scorer_id = ?"
+        if dataset is not None:
+            sql += " AND s.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
+            params.append(dataset)
+        return self._query(sql + " GROUP BY 1, 2", params)
+
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
     return {

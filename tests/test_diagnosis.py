@@ -11,9 +11,9 @@ from auditor.diagnosis import (
     LOW_INFORMATION,
     average_ranks,
     cohen_kappa,
-    composition,
     find_suspects,
     one_line,
+    region_composition,
     scorer_agreement,
     spearman,
 )
@@ -115,15 +115,27 @@ def test_two_scorers_agreement(store: Store) -> None:
     assert got["same_region"] is not None
 
 
-def test_composition_counts_each_region() -> None:
-    got = composition(
-        ["HighAvg", "HighAvg", "LowAvg", None, "HighVar"], ["evol", "flan", None, "evol", "flan"]
+def test_region_composition_by_source_and_model(store: Store) -> None:
+    ids = add_dataset(
+        store,
+        "d",
+        [pair(None, None)] * 6,
+        sources=["evol", "evol", "flan", "flan", None, "flan"],
     )
-    assert got == {
-        "HighAvg": {"evol": 1, "flan": 1},
-        "LowAvg": {"(none)": 1},
-        "HighVar": {"flan": 1},
-    }
+    # variances 16, 9, 4, 1, 0.25, 0: the first two are HighVar
+    gaps = [8, 6, 4, 2, 1, 0]
+    scorer = score(
+        store, "s", {(s, j): 10.0 - j * g for s, g in zip(ids, gaps, strict=True) for j in range(2)}
+    )
+    got = region_composition(store, scorer)
+    assert got["source"]["HighVar"] == {"evol": 2}
+    # the rest by mean: 10 (flan), 9.5 (no source) above the median; 9 and 8 (flan) below
+    assert got["source"]["HighAvg"] == {"flan": 1, "(none)": 1}
+    assert got["source"]["LowAvg"] == {"flan": 2}
+    # every sample has one response from m0 and one from m1
+    assert got["model"]["HighVar"] == {"m0": 2, "m1": 2}
+    only = region_composition(store, scorer, dataset="nope")
+    assert only["source"]["HighVar"] == {}
 
 
 def test_one_line_strips_terminal_sequences() -> None:

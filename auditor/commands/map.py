@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
+import numpy as np
 
 from auditor.cli import db_option, fail, open_store
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from auditor.analysis import MapSettings
     from auditor.diagnosis import MapView
 
@@ -39,8 +38,6 @@ class Block:
 
 def _blocks(view: MapView) -> list[Block]:
     """One block per dataset when the split is per dataset, else one block."""
-    import numpy as np
-
     t = view.thresholds
     if t.get("split") == "dataset" and t.get("datasets"):
         names = sorted({str(d) for d in view.dataset})
@@ -54,30 +51,26 @@ def _blocks(view: MapView) -> list[Block]:
 
 
 def _table(
-    view: MapView, rows: np.ndarray, reviewed: set[int], flagged: set[int]
+    view: MapView, rows: np.ndarray, reviewed: np.ndarray, flagged: np.ndarray
 ) -> dict[str, Any]:
     """Per region: count, share, mean of means, reviewed, flagged."""
-    import numpy as np
-
     region = view.region[rows]
     on_map = int(np.sum(region != None))  # noqa: E711  (object array: elementwise test)
     out: dict[str, Any] = {}
     for r in REGIONS:
         sel = rows[region == r]
-        ids = view.sample_id[sel].tolist()
+        ids = view.sample_id[sel]
         out[r] = {
             "count": int(sel.size),
             "share": sel.size / on_map if on_map else 0.0,
             "mean_of_means": float(np.mean(view.mean[sel])) if sel.size else None,
-            "reviewed": sum(1 for i in ids if i in reviewed),
-            "flagged": sum(1 for i in ids if i in flagged),
+            "reviewed": int(np.isin(ids, reviewed).sum()),
+            "flagged": int(np.isin(ids, flagged).sum()),
         }
     return out
 
 
 def _excluded(view: MapView, rows: np.ndarray) -> dict[str, int]:
-    import numpy as np
-
     off = view.region[rows] == None  # noqa: E711
     k = view.k[rows]
     return {
@@ -111,8 +104,10 @@ def map_report(
         fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
     view = load_map(store, sc.id, dataset=dataset, settings=settings)
     blocks = _blocks(view)
-    reviewed = {s for s, d in store.decisions().items() if d.action is not None}
-    flagged = set(flagged_ids(view).tolist())
+    reviewed = np.array(
+        [s for s, d in store.decisions().items() if d.action is not None], dtype=np.int64
+    )
+    flagged = flagged_ids(view)
     t = view.thresholds
     per_dataset = {}
     for b in blocks:
@@ -124,8 +119,6 @@ def map_report(
             "table": table,
             "excluded": _excluded(view, b.rows),
         }
-    import numpy as np
-
     everything = np.arange(len(view))
     table = _table(view, everything, reviewed, flagged)
     top = blocks[0] if len(blocks) == 1 else None
@@ -146,7 +139,7 @@ def map_report(
         "table": table,
         "excluded": _excluded(view, everything),
         "datasets": per_dataset if t.get("split") == "dataset" else {},
-        "composition": region_composition(store, view, top=10),
+        "composition": region_composition(store, sc.id, dataset, top=10),
     }
     if compare:
         others = [i for i in store.scored_scorer_ids() if i != sc.id]
@@ -275,8 +268,6 @@ def terminal_plot(
     height: int | None = None,
 ) -> str:
     """The scatter as text: variance x, mean y, region boundaries, one colour per region."""
-    import numpy as np
-
     try:
         import plotext as plt
     except ImportError:
@@ -329,8 +320,6 @@ def _density(
     plt: Any, x: np.ndarray, y: np.ndarray, reg: np.ndarray, width: int, height: int
 ) -> None:
     """A grid roughly the plot's size: each cell coloured by its commonest region."""
-    import numpy as np
-
     cols, lines = max(width - 12, 10), max(height - 6, 5)
     span_x = float(x.max() - x.min()) or 1.0
     span_y = float(y.max() - y.min()) or 1.0
@@ -373,8 +362,6 @@ def write_picture(
             "pip install 'alignment-auditor[plot]' (or pip install matplotlib)",
             1,
         )
-    import numpy as np
-
     n = len(blocks)
     fig, axes = pyplot.subplots(1, n, figsize=(6.4 * n, 4.8), squeeze=False)
     for ax, b in zip(axes[0], blocks, strict=True):
