@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auditor.mapstats import rating_agreement, sample_stats, split_regions  # noqa: E402
+from auditor.mapstats import rating_agreement, sample_stats, split_regions
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -115,7 +115,8 @@ def sqlite_figures(n: int, k: int, path: Path) -> dict[str, float]:
         pending = store.pending_responses(scorer.id)
         values = rng.beta(5, 2, len(pending))
         store.save_scores(
-            scorer.id, [ScoreIn(p.response_id, float(v)) for p, v in zip(pending, values)]
+            scorer.id,
+            [ScoreIn(p.response_id, float(v)) for p, v in zip(pending, values, strict=True)],
         )
         figures["build_db_s"] = time.perf_counter() - t0
     t, _ = best_of(3, lambda: store.score_table(scorer.id))
