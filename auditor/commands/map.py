@@ -160,6 +160,7 @@ def print_summary(
     dataset: str | None = None,
     settings: MapSettings | None = None,
     plot: bool = False,
+    compare: bool = True,
     width: int | None = None,
     height: int | None = None,
     picture: tuple[str, str] | None = None,
@@ -167,7 +168,7 @@ def print_summary(
     """Print the regions, their counts and the thresholds for one scorer (and the scatter)."""
     with open_store(db_path, must_exist=True) as store:
         report, view, blocks = map_report(
-            store, scorer, dataset=dataset, settings=settings, compare=True
+            store, scorer, dataset=dataset, settings=settings, compare=compare
         )
     if picture is not None:
         write_picture(view, blocks, report, *picture)
@@ -224,13 +225,7 @@ def _print_text(
                 f"{row['flagged']:,}",
             )
         console.print(t)
-        method = report["thresholds"]["method"]
-        console.print(
-            f"thresholds: variance > {_fmt(b.variance, '.5g')} is HighVar; "
-            f"mean > {_fmt(b.mean, '.5g')} is HighAvg ({method}, "
-            f"top {report['thresholds']['high_var_fraction']:.3g} by variance)",
-            markup=False,
-        )
+        console.print(_threshold_line(report["thresholds"], b), markup=False)
     off = {k: v for k, v in report["excluded"].items() if v}
     if off:
         console.print(
@@ -257,6 +252,19 @@ def _print_text(
             f"over {a['pairs']:,} pairs; same region {_fmt(a['same_region'], '.1%')}",
             markup=False,
         )
+
+
+def _threshold_line(t: dict[str, Any], b: Block) -> str:
+    """The cuts in words, as the split applies them."""
+    v, m = _fmt(b.variance, ".5g"), _fmt(b.mean, ".5g")
+    if t.get("method") == "fixed":
+        return f"thresholds (fixed): variance > {v} is HighVar; else mean > {m} is HighAvg"
+    share = t.get("high_var_fraction") or 1 / 3
+    return (
+        f"thresholds: variance {v} (HighVar: the top {share:.3g} by variance, at or above it) "
+        f"and mean {m} (HighAvg: the rest above this median); equal values at a cut are "
+        "split by sample id"
+    )
 
 
 def terminal_plot(
@@ -458,6 +466,11 @@ def with_split_options(f: Any) -> Any:
 @click.option("--png", type=click.Path(dir_okay=False), help="Also write the map as a PNG.")
 @click.option("--svg", type=click.Path(dir_okay=False), help="Also write the map as an SVG.")
 @click.option("--no-plot", is_flag=True, help="Only the tables, no scatter.")
+@click.option(
+    "--no-compare",
+    is_flag=True,
+    help="Skip the agreement with the other scorers in the database (it reads their maps).",
+)
 @click.option("--width", type=click.IntRange(30), default=None, help="Scatter width in columns.")
 @click.option("--height", type=click.IntRange(10), default=None, help="Scatter height in lines.")
 def command(
@@ -471,6 +484,7 @@ def command(
     png: str | None,
     svg: str | None,
     no_plot: bool,
+    no_compare: bool,
     width: int | None,
     height: int | None,
 ) -> None:
@@ -496,6 +510,7 @@ def command(
         dataset=dataset,
         settings=split_settings(pool, fraction, fixed),
         plot=not no_plot,
+        compare=not no_compare,
         width=width,
         height=height,
         picture=picture,
