@@ -98,6 +98,13 @@ def test_map_dataset_filter_and_pooling(runner: CliRunner, db_path: Path) -> Non
     assert json.loads(out)["split"] == "pooled"
     code, out = run(runner, "map", "--db", str(db_path), "--json")
     assert json.loads(out)["split"] == "pooled"  # stored for review and export
+    # a new fraction keeps the stored pooling; --paper-split goes back to the default
+    code, out = run(runner, "map", "--db", str(db_path), "--json", "--high-var-fraction", "0.5")
+    data = json.loads(out)
+    assert data["split"] == "pooled" and data["regions"]["HighVar"] == 9
+    code, out = run(runner, "map", "--db", str(db_path), "--json", "--paper-split")
+    data = json.loads(out)
+    assert data["split"] == "dataset" and data["regions"]["HighVar"] == 6
     code, out = run(runner, "map", "--db", str(db_path), "--dataset", "nope")
     assert code == 1 and "no dataset named 'nope'" in out and "five" in out
 

@@ -88,7 +88,7 @@ def map_report(
     scorer: str | None,
     *,
     dataset: str | None = None,
-    settings: MapSettings | None = None,
+    changes: dict[str, Any] | None = None,
     compare: bool = True,
 ) -> tuple[dict[str, Any], MapView, list[Block]]:
     """Everything `auditor map` prints, as a JSON-ready dict, with the view and its blocks."""
@@ -102,6 +102,7 @@ def map_report(
     if dataset is not None and store.dataset_named(dataset) is None:
         names = ", ".join(d["name"] for d in store.datasets()) or "none"
         fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+    settings = settings_for(store, sc.id, changes or {})
     view = load_map(store, sc.id, dataset=dataset, settings=settings)
     blocks = _blocks(view)
     reviewed = np.array(
@@ -158,7 +159,7 @@ def print_summary(
     as_json: bool = False,
     *,
     dataset: str | None = None,
-    settings: MapSettings | None = None,
+    changes: dict[str, Any] | None = None,
     plot: bool = False,
     compare: bool = True,
     width: int | None = None,
@@ -168,7 +169,7 @@ def print_summary(
     """Print the regions, their counts and the thresholds for one scorer (and the scatter)."""
     with open_store(db_path, must_exist=True) as store:
         report, view, blocks = map_report(
-            store, scorer, dataset=dataset, settings=settings, compare=compare
+            store, scorer, dataset=dataset, changes=changes, compare=compare
         )
     if picture is not None:
         write_picture(view, blocks, report, *picture)
@@ -409,19 +410,39 @@ def write_picture(
         pyplot.close(fig)
 
 
-def split_settings(
-    pool: bool | None, fraction: float | None, fixed: tuple[float, float] | None
-) -> MapSettings | None:
-    """The split asked for on the command line, or None to keep the stored one."""
+def split_changes(
+    pool: bool | None,
+    fraction: float | None,
+    fixed: tuple[float, float] | None,
+    reset: bool = False,
+) -> dict[str, Any]:
+    """What the command line changes in the stored split (empty: keep it as it is)."""
     from auditor.analysis import MapSettings
 
-    if pool is None and fraction is None and fixed is None:
+    changes: dict[str, Any] = {}
+    if reset:
+        changes = MapSettings().as_dict() | {"fixed": None}
+    if pool is not None:
+        changes["by_dataset"] = not pool
+    if fraction is not None:
+        changes["high_var_fraction"] = fraction
+        changes["fixed"] = None
+    if fixed is not None:
+        changes["fixed"] = fixed
+    return changes
+
+
+def settings_for(store: Any, scorer_id: int, changes: dict[str, Any]) -> MapSettings | None:
+    """The stored split with these changes, or None to keep the stored one as it is."""
+    from dataclasses import replace
+
+    from auditor.analysis import MapSettings
+
+    if not changes:
         return None
-    return MapSettings(
-        by_dataset=not pool if pool is not None else True,
-        high_var_fraction=fraction if fraction is not None else 1 / 3,
-        fixed=fixed,
-    )
+    run = store.map_run(scorer_id)
+    base = MapSettings.from_dict(run["thresholds"].get("settings") if run else None)
+    return replace(base, **changes)
 
 
 split_options = [
@@ -440,6 +461,13 @@ split_options = [
         help="Share of samples (top by variance) that is HighVar. Default: 1/3, the paper's.",
     ),
     click.option(
+        "--paper-split",
+        "reset",
+        is_flag=True,
+        help="Back to the default: the paper's split (a third by variance, then the median "
+        "mean) within each dataset.",
+    ),
+    click.option(
         "--fixed",
         type=(float, float),
         default=None,
@@ -451,7 +479,7 @@ split_options = [
 
 
 def with_split_options(f: Any) -> Any:
-    """Add --pool/--by-dataset, --high-var-fraction and --fixed to a command."""
+    """Add --pool/--by-dataset, --high-var-fraction, --paper-split and --fixed."""
     for option in reversed(split_options):
         f = option(f)
     return f
@@ -479,6 +507,7 @@ def command(
     dataset: str | None,
     pool: bool | None,
     fraction: float | None,
+    reset: bool,
     fixed: tuple[float, float] | None,
     as_json: bool,
     png: str | None,
@@ -508,7 +537,7 @@ def command(
         scorer,
         as_json,
         dataset=dataset,
-        settings=split_settings(pool, fraction, fixed),
+        changes=split_changes(pool, fraction, fixed, reset),
         plot=not no_plot,
         compare=not no_compare,
         width=width,
