@@ -79,19 +79,29 @@ def compute_scorer_map(
 ) -> ScorerMap:
     """Statistics, regions and rating agreement of every sample, from this scorer's ok scores."""
     settings = settings or MapSettings()
-    sid_list, role, values, rating = store.map_columns(scorer_id)
-    sid = np.asarray(sid_list, dtype=np.int64)
-    vals = np.array(values, dtype=np.float64)  # None becomes NaN
-    rats = np.array(rating, dtype=np.float64)
-    stats = sample_stats(sid, np.asarray(role, dtype=np.int64), vals)
+    rows = store.map_columns(scorer_id)
+    # one float matrix straight from the row tuples (None becomes NaN); ids stay exact
+    table = np.array(rows, dtype=np.float64) if rows else np.zeros((0, 4))
+    if np.any(table[1:, 0] < table[:-1, 0]):  # sort once here, not in each statistic
+        table = table[np.argsort(table[:, 0], kind="stable")]
+    sid = table[:, 0].astype(np.int64)
+    vals, rats = table[:, 2], table[:, 3]
+    stats = sample_stats(sid, table[:, 1].astype(np.int64), vals)
     agreement = rating_agreement(sid, vals, rats)
-    g_ids, g_names, _sources = store.sample_groups()
-    names = np.asarray(g_names, dtype=object)
-    pos = np.searchsorted(np.asarray(g_ids, dtype=np.int64), stats.sample_id)
-    dataset = names[pos] if names.size else np.zeros(0, dtype=object)
-    group = dataset if settings.by_dataset else np.full(stats.sample_id.size, "all", dtype=object)
+    pairs, names = store.sample_datasets()
+    by_sample = np.array(pairs, dtype=np.int64) if pairs else np.zeros((0, 2), np.int64)
+    by_sample = by_sample[np.argsort(by_sample[:, 0])]
+    code = by_sample[np.searchsorted(by_sample[:, 0], stats.sample_id), 1]
+    ids = np.array(sorted(names), dtype=np.int64)
+    labels = np.array([names[i] for i in ids.tolist()], dtype=object)
+    dataset = labels[np.searchsorted(ids, code)] if ids.size else np.zeros(0, dtype=object)
+    group = code if settings.by_dataset else np.zeros(stats.sample_id.size, dtype=np.int64)
     grouped = split_regions_by_group(
-        stats, group, high_var_fraction=settings.high_var_fraction, fixed=settings.fixed
+        stats,
+        group,
+        high_var_fraction=settings.high_var_fraction,
+        fixed=settings.fixed,
+        labels=names if settings.by_dataset else {0: "all"},
     )
     return ScorerMap(grouped, agreement, dataset, settings)
 

@@ -306,14 +306,22 @@ def split_regions_by_group(
     *,
     high_var_fraction: float = 1 / 3,
     fixed: tuple[float, float] | None = None,
+    labels: dict[Any, str] | None = None,
 ) -> GroupedMap:
-    """The paper's split applied within each group, so scales of different datasets never mix."""
-    names = np.asarray(group, dtype=object)
+    """The paper's split applied within each group, so scales of different datasets never mix.
+
+    ``group`` holds a label per sample (names, or codes named by ``labels``).
+    """
+    values, inverse = np.unique(np.asarray(group), return_inverse=True)
     regions = np.full(stats.sample_id.size, -1, dtype=np.int64)
     excluded = {"single_response": 0, "missing_scores": 0}
     groups: dict[str, MapResult] = {}
-    for name in sorted({str(g) for g in names}):
-        rows = np.flatnonzero(names == name)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(values.size + 1))
+    named = [(labels or {}).get(v.item() if hasattr(v, "item") else v, str(v)) for v in values]
+    for g in sorted(range(values.size), key=lambda i: named[i]):
+        name = named[g]
+        rows = order[bounds[g] : bounds[g + 1]]
         sub = SampleStats(
             stats.sample_id[rows],
             stats.k[rows],

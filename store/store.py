@@ -742,21 +742,10 @@ class Store:
 
     # -- map and diagnosis ---------------------------------------------------------------
 
-    def sample_groups(self) -> tuple[list[int], list[str], list[str | None]]:
-        """Columns over every sample sorted by id: ``sample_id``, dataset name, source."""
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT s.id, d.name, s.source FROM samples s JOIN datasets d"
-                " ON d.id = s.dataset_id ORDER BY s.id"
-            ).fetchall()
-        if not rows:
-            return [], [], []
-        cols = list(zip(*rows, strict=True))
-        return list(cols[0]), list(cols[1]), list(cols[2])
-
-    def response_models(self) -> list[tuple[int, str | None]]:
-        """``(sample_id, model)`` of every response, for region composition by model."""
-        return [(r[0], r[1]) for r in self._query("SELECT sample_id, model FROM responses")]
+    def sample_datasets(self) -> tuple[list[tuple[int, int]], dict[int, str]]:
+        """``(sample_id, dataset_id)`` of every sample (unordered), and the dataset names."""
+        names = {int(r[0]): r[1] for r in self._query("SELECT id, name FROM datasets")}
+        return self._query("SELECT id, dataset_id FROM samples"), names
 
     def scored_scorer_ids(self) -> list[int]:
         """Ids of the scorers with at least one ok score, oldest first."""
@@ -825,26 +814,19 @@ class Store:
         cols = list(zip(*rows, strict=True))
         return list(cols[0]), list(cols[1]), list(cols[2])
 
-    def map_columns(
-        self, scorer_id: int
-    ) -> tuple[list[int], list[int], list[float | None], list[float | None]]:
-        """Like `score_table`, leaner for the map: sample_id, role code, ok score, rating.
+    def map_columns(self, scorer_id: int) -> list[tuple[int, int, float | None, float | None]]:
+        """Rows for the map, one per response: (sample_id, role code, ok score, rating).
 
-        Role codes: 0 none, 1 chosen, 2 rejected (integers cost less than names to read
-        and to compare on millions of rows).
+        Role codes: 0 none, 1 chosen, 2 rejected. Unordered (the map sorts): an ORDER BY
+        here costs more than a sort in numpy on millions of rows.
         """
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT r.sample_id, CASE r.role WHEN 'chosen' THEN 1 WHEN 'rejected' THEN 2"
-                " ELSE 0 END, sc.value, r.rating FROM responses r"
-                " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
-                " AND sc.status = 'ok' ORDER BY r.sample_id, r.idx",
-                (scorer_id,),
-            ).fetchall()
-        if not rows:
-            return [], [], [], []
-        cols = list(zip(*rows, strict=True))
-        return list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3])
+        return self._query(
+            "SELECT r.sample_id, CASE r.role WHEN 'chosen' THEN 1 WHEN 'rejected' THEN 2"
+            " ELSE 0 END, sc.value, r.rating FROM responses r"
+            " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
+            " AND sc.status = 'ok'",
+            (scorer_id,),
+        )
 
     def region_breakdown(
         self, scorer_id: int, by: str, dataset: str | None = None
