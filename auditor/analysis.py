@@ -193,7 +193,9 @@ def ensure_map(
         strict=True,
     )
     thresholds = thresholds_record(smap)
-    store.save_map(scorer_id, rows, thresholds=thresholds, fingerprint=fingerprint)
+    # past this many rows, rebuilding the table's indexes once beats updating them per row
+    save = store.save_map_bulk if st.sample_id.size > 50_000 else store.save_map
+    save(scorer_id, rows, thresholds=thresholds, fingerprint=fingerprint)
     return thresholds
 
 

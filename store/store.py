@@ -828,6 +828,33 @@ class Store:
             (scorer_id,),
         )
 
+    def save_map_bulk(
+        self,
+        scorer_id: int,
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        thresholds: dict[str, Any],
+        fingerprint: str,
+    ) -> None:
+        """`save_map` for large maps: indexes rebuilt once (a sort), not updated per row."""
+        cache = self._query("PRAGMA cache_size")[0][0]
+        with self._lock:
+            # a bigger page cache for the duration: index builds spill less to disk
+            self.conn.execute("PRAGMA cache_size=-131072")
+            try:
+                with self.transaction():
+                    indexes = self._query(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                        " AND tbl_name = 'sample_stats' AND sql IS NOT NULL"
+                    )
+                    for name, _sql in indexes:
+                        self.conn.execute(f'DROP INDEX "{name}"')
+                    self.save_map(scorer_id, rows, thresholds=thresholds, fingerprint=fingerprint)
+                    for _name, sql in indexes:
+                        self.conn.execute(sql)
+            finally:
+                self.conn.execute(f"PRAGMA cache_size={int(cache)}")
+
     def region_breakdown(
         self, scorer_id: int, by: str, dataset: str | None = None
     ) -> list[tuple[str | None, str | None, int]]:

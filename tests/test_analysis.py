@@ -81,3 +81,23 @@ def test_datasets_on_different_scales_are_split_apart_and_pooled_on_request(
     # the stored split stays until other settings are asked for
     assert ensure_map(store, scorer)["split"] == "pooled"
     assert compute_map(store, scorer, by_dataset=True).counts()["HighAvg"] == 8
+
+
+def test_bulk_save_keeps_rows_and_indexes(store: Store) -> None:
+    ids = add_dataset(store, "d", [multi(1, 2), multi(2, 1), multi(3, 3)])
+    scorer = score(store, "s", {(s, j): float(j + i) for i, s in enumerate(ids) for j in range(2)})
+    ensure_map(store, scorer)
+    small = store.map_rows(scorer)
+    indexes = store._query(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='sample_stats'"
+    )
+    rows = [r[:8] for r in small]
+    store.save_map_bulk(scorer, rows, thresholds={"bulk": True}, fingerprint="f")
+    assert store.map_rows(scorer) == small
+    assert store.map_run(scorer)["thresholds"] == {"bulk": True}  # type: ignore[index]
+    assert (
+        store._query(
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='sample_stats'"
+        )
+        == indexes
+    )
