@@ -153,6 +153,10 @@ def test_single_response_and_unscored_samples_are_reported(
     code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
     assert code == 0, out
     assert "off the map: 1 single response, 2 missing scores" in out
+    with Store(db_path) as store:
+        add_dataset(store, "unscored", [multi(1, 2)])
+    code, out = run(runner, "map", "--db", str(db_path), "--dataset", "unscored")
+    assert code == 0 and "no sample here has every response scored" in out
     code, out = run(runner, "suspects", "--db", str(db_path))
     assert code == 0, out
 

@@ -200,6 +200,12 @@ def _print_text(
         f"{report['samples']:,} samples on the map",
         markup=False,
     )
+    if report["samples"] == 0:
+        console.print(
+            "no sample here has every response scored by this scorer: run `auditor score`, "
+            "or pick another with --scorer (see `auditor info`)",
+            markup=False,
+        )
     split = report["split"]
     if split == "dataset" and len(blocks) > 1:
         console.print(
