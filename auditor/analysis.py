@@ -120,7 +120,8 @@ def compute_map(
 
 
 def _num(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+    """A JSON-safe number: NaN (no cut) and infinity (nothing cut off) become None."""
+    return float(x) if np.isfinite(x) else None
 
 
 def thresholds_record(smap: ScorerMap) -> dict[str, Any]:

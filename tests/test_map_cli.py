@@ -109,6 +109,14 @@ def test_map_dataset_filter_and_pooling(runner: CliRunner, db_path: Path) -> Non
     assert code == 1 and "no dataset named 'nope'" in out and "five" in out
 
 
+def test_json_stays_valid_when_nothing_is_high_var(runner: CliRunner, db_path: Path) -> None:
+    make_db(db_path, n=2)  # a third of 2 rounds to 1; a fraction of 0.1 rounds to 0
+    code, out = run(runner, "map", "--db", str(db_path), "--json", "--high-var-fraction", "0.1")
+    assert code == 0, out
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert data["regions"]["HighVar"] == 0 and data["thresholds"]["variance"] is None
+
+
 def test_fixed_thresholds(runner: CliRunner, db_path: Path) -> None:
     make_db(db_path)
     code, out = run(runner, "map", "--db", str(db_path), "--json", "--fixed", "100", "0")
