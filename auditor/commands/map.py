@@ -299,13 +299,12 @@ def terminal_plot(
     dense = rows.size > DENSITY_ABOVE
     x_lo, x_hi = float(x.min()), float(x.max())
     y_lo, y_hi = float(y.min()), float(y.max())
+
     def boundaries() -> None:
         if block.variance is not None and math.isfinite(block.variance):
             plt.vline(block.variance, "gray")
             if block.mean is not None and math.isfinite(block.mean):
-                plt.plot(
-                    [x_lo, block.variance], [block.mean, block.mean], color="gray", marker="─"
-                )
+                plt.plot([x_lo, block.variance], [block.mean, block.mean], color="gray", marker="─")
 
     if dense:  # cells fill the plot: boundaries go on top or they vanish
         _density(plt, x, y, reg, width, height)
