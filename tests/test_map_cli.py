@@ -66,6 +66,8 @@ def test_map_prints_scatter_table_and_thresholds(runner: CliRunner, db_path: Pat
     assert "variance of scores" in out and "mean score" in out  # the plotext axes
     assert "+ HighAvg (4)" in out and "o HighVar (4)" in out
     assert "thresholds: variance" in out
+    assert "sources per region" in out and "evol" in out and "flan" in out
+    assert "models per region" in out and "m0 50%" in out
     table = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
     # four flipped pairs (samples 0, 3, 6, 9), one reviewed: all are flagged somewhere
     flagged = sum(int(table[r].split("│")[6]) for r in ("HighAvg", "LowAvg", "HighVar"))

@@ -36,7 +36,7 @@ class Block:
     mean: float | None
 
 
-def _blocks(view: MapView) -> list[Block]:
+def _blocks(view: MapView, dataset: str | None = None) -> list[Block]:
     """One block per dataset when the split is per dataset, else one block."""
     t = view.thresholds
     if t.get("split") == "dataset" and t.get("datasets"):
@@ -47,7 +47,8 @@ def _blocks(view: MapView) -> list[Block]:
             rows = np.flatnonzero(view.dataset == name)
             out.append(Block(name, rows, cut.get("variance"), cut.get("mean")))
         return out
-    return [Block("all datasets, pooled", np.arange(len(view)), t.get("variance"), t.get("mean"))]
+    title = f"{dataset} (regions from the pooled split)" if dataset else "all datasets, pooled"
+    return [Block(title, np.arange(len(view)), t.get("variance"), t.get("mean"))]
 
 
 def _table(
@@ -104,7 +105,7 @@ def map_report(
         fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
     settings = settings_for(store, sc.id, changes or {})
     view = load_map(store, sc.id, dataset=dataset, settings=settings)
-    blocks = _blocks(view)
+    blocks = _blocks(view, dataset)
     reviewed = np.array(
         [s for s, d in store.decisions().items() if d.action is not None], dtype=np.int64
     )
@@ -140,7 +141,7 @@ def map_report(
         "table": table,
         "excluded": _excluded(view, everything),
         "datasets": per_dataset if t.get("split") == "dataset" else {},
-        "composition": region_composition(store, sc.id, dataset, top=10),
+        "composition": region_composition(store, sc.id, dataset),
     }
     if compare:
         others = [i for i in store.scored_scorer_ids() if i != sc.id]
@@ -192,6 +193,9 @@ def _print_text(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from auditor.diagnosis import one_line
 
     console = Console(highlight=False, soft_wrap=True)
     scope = f", dataset {report['dataset']}" if report["dataset"] else ""
@@ -244,13 +248,15 @@ def _print_text(
         "reviewed: samples with a decision",
         markup=False,
     )
-    sources = report["composition"]["source"]
-    if any(set(v) - {"(none)"} for v in sources.values()):
-        console.print("\nsources per region (top 3):", markup=False)
+    for by, unit in (("source", "samples"), ("model", "responses")):
+        counts = report["composition"][by]
+        if not any(set(v) - {"(none)"} for v in counts.values()):
+            continue
+        console.print(f"\n{by}s per region, share of its {unit} (top 3):", markup=False)
         for r in REGIONS:
-            total = sum(sources[r].values()) or 1
-            top = ", ".join(f"{k} {n / total:.0%}" for k, n in list(sources[r].items())[:3])
-            console.print(f"  {r:8} {top}", markup=False)
+            total = sum(counts[r].values()) or 1
+            top = ", ".join(f"{k} {n / total:.0%}" for k, n in list(counts[r].items())[:3])
+            console.print(Text(f"  {r:8} {one_line(top, 200)}"))
     for a in report.get("agreement", []):
         console.print(
             f"agreement with {a['scorer']} ({a['config_hash']}): Spearman "
