@@ -33,7 +33,8 @@ class SampleStats:
     var: FloatArray
     """Population variance (ddof = 0)."""
     margin: FloatArray
-    """score(chosen) - score(rejected) for labelled pairs, NaN otherwise."""
+    """score(chosen) - score(rejected) when a sample has exactly one of each, both scored;
+    NaN otherwise."""
 
     @property
     def complete(self) -> npt.NDArray[np.bool_]:
@@ -81,6 +82,10 @@ class MapResult:
         return {r.value: int(np.sum(self.regions == i)) for i, r in enumerate(REGION_CODES)}
 
 
+ROLE_CODES = {"none": 0, "chosen": 1, "rejected": 2}
+"""Integer codes `sample_stats` accepts in place of role names (faster on millions of rows)."""
+
+
 def sample_stats(
     sample_ids: npt.ArrayLike,
     roles: npt.ArrayLike,
@@ -88,7 +93,8 @@ def sample_stats(
 ) -> SampleStats:
     """Statistics per sample from per-response columns sorted by sample id.
 
-    ``values`` holds NaN where a response has no usable score.
+    ``values`` holds NaN where a response has no usable score; ``roles`` holds role names
+    or their `ROLE_CODES`.
     """
     sid = np.asarray(sample_ids, dtype=np.int64)
     vals = np.asarray(values, dtype=np.float64)
@@ -103,22 +109,59 @@ def sample_stats(
     starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
     uniq = sid[starts]
     k = np.diff(np.r_[starts, sid.size]).astype(np.int64)
+    width = int(k[0]) if k.min() == k.max() else 0
+
+    def per_sample(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        # every sample the same size (the usual case): a reshape beats reduceat
+        return x.reshape(-1, width).sum(axis=1) if width else np.add.reduceat(x, starts)
+
     ok = ~np.isnan(vals)
-    filled = np.where(ok, vals, 0.0)
-    scored = np.add.reduceat(ok.astype(np.int64), starts)
-    total = np.add.reduceat(filled, starts)
+    all_ok = bool(ok.all())
+    filled = vals if all_ok else np.where(ok, vals, 0.0)
+    scored = np.full(uniq.size, width, dtype=np.int64) if all_ok and width else per_sample(ok)
+    total = per_sample(filled)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
-        dev = np.where(ok, vals - np.repeat(mean, k), 0.0)
-        var = np.where(
-            scored > 0, np.add.reduceat(dev * dev, starts) / np.maximum(scored, 1), np.nan
-        )
-    chosen = np.add.reduceat(np.where(role == "chosen", filled, 0.0), starts)
-    rejected = np.add.reduceat(np.where(role == "rejected", filled, 0.0), starts)
-    n_chosen = np.add.reduceat((role == "chosen") & ok, starts)
-    n_rejected = np.add.reduceat((role == "rejected") & ok, starts)
-    margin = np.where((n_chosen == 1) & (n_rejected == 1), chosen - rejected, np.nan)
+        if width:
+            dev = vals.reshape(-1, width) - mean[:, None]
+            dev = dev.ravel() if all_ok else np.where(ok, dev.ravel(), 0.0)
+        else:
+            dev = np.where(ok, vals - np.repeat(mean, k), 0.0)
+        var = np.where(scored > 0, per_sample(dev * dev) / np.maximum(scored, 1), np.nan)
+    if role.dtype.kind in "iu":
+        is_chosen, is_rejected = role == ROLE_CODES["chosen"], role == ROLE_CODES["rejected"]
+    else:  # names: comparing an object array costs a Python call per row, so once each
+        is_chosen, is_rejected = role == "chosen", role == "rejected"
+    margin = np.full(uniq.size, np.nan)
+    if is_chosen.any():
+        # a labelled pair: exactly one chosen and one rejected response, both scored
+        both = (per_sample(is_chosen) == 1) & (per_sample(is_rejected) == 1)
+        both &= (per_sample(is_chosen & ok) == 1) & (per_sample(is_rejected & ok) == 1)
+        diff = per_sample(np.where(is_chosen, filled, 0.0) - np.where(is_rejected, filled, 0.0))
+        margin[both] = diff[both]
     return SampleStats(uniq, k, scored.astype(np.int64), mean, var, margin)
+
+
+def _top(values: FloatArray, sample_id: IntArray, count: int) -> npt.NDArray[np.bool_]:
+    """The ``count`` largest values; equal values at the cut go to the lowest sample ids.
+
+    The same rows as the first ``count`` of a sort by (value descending, sample id), found
+    by a linear-time partition instead of a full sort.
+    """
+    n = values.size
+    chosen = np.zeros(n, dtype=bool)
+    if count <= 0:
+        return chosen
+    if count >= n:
+        chosen[:] = True
+        return chosen
+    cut = np.partition(values, n - count)[n - count]
+    above = values > cut
+    chosen |= above
+    ties = np.flatnonzero(values == cut)
+    need = count - int(above.sum())
+    chosen[ties[np.argsort(sample_id[ties], kind="stable")[:need]]] = True
+    return chosen
 
 
 def split_regions(
@@ -161,18 +204,141 @@ def split_regions(
         return MapResult(
             stats, regions, Thresholds(float("nan"), float("nan"), high_var_fraction), excluded
         )
-    by_var = np.lexsort((sid, -var))
     n_hv = round(n * high_var_fraction)
-    hv_pos, rest_pos = by_var[:n_hv], by_var[n_hv:]
-    regions[idx[hv_pos]] = 2
+    hv = _top(var, sid, n_hv)
+    regions[idx[hv]] = 2
     # the variance cut: the smallest variance that made it into HighVar
-    v_cut = float(var[hv_pos].min()) if n_hv else float("inf")
+    v_cut = float(var[hv].min()) if n_hv else float("inf")
+    rest_pos = np.flatnonzero(~hv)
     if rest_pos.size:
-        by_mean = rest_pos[np.lexsort((sid[rest_pos], -mean[rest_pos]))]
-        n_high = rest_pos.size // 2
-        regions[idx[by_mean[:n_high]]] = 0
-        regions[idx[by_mean[n_high:]]] = 1
+        high = _top(mean[rest_pos], sid[rest_pos], rest_pos.size // 2)
+        regions[idx[rest_pos[high]]] = 0
+        regions[idx[rest_pos[~high]]] = 1
         m_cut = float(np.median(mean[rest_pos]))
     else:
         m_cut = float("nan")
     return MapResult(stats, regions, Thresholds(v_cut, m_cut, high_var_fraction), excluded)
+
+
+# -- agreement between scores and annotated ratings (METHOD.md §5) --------------------
+
+
+@dataclass(slots=True)
+class RatingAgreement:
+    """Per-sample agreement between a scorer's scores and the annotated ratings."""
+
+    tau: FloatArray
+    """Kendall's tau-b (ties handled); NaN when a vector is constant or incomplete."""
+    cosine: FloatArray
+    """The paper's cosine similarity of the two vectors; NaN when incomplete or all zero."""
+
+
+def rating_agreement(
+    sample_ids: npt.ArrayLike,
+    values: npt.ArrayLike,
+    ratings: npt.ArrayLike,
+) -> RatingAgreement:
+    """Kendall's tau-b and the cosine per sample, from per-response columns.
+
+    Computed only for samples with two or more responses whose every score and rating is
+    present; others get NaN. Vectorised: samples are grouped by their number of responses
+    K and each group is one (n, K) matrix.
+    """
+    sid = np.asarray(sample_ids, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    rats = np.asarray(ratings, dtype=np.float64)
+    if sid.size == 0:
+        return RatingAgreement(np.zeros(0), np.zeros(0))
+    if np.any(sid[1:] < sid[:-1]):
+        order = np.argsort(sid, kind="stable")
+        sid, vals, rats = sid[order], vals[order], rats[order]
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    k = np.diff(np.r_[starts, sid.size])
+    usable = ~(np.isnan(vals) | np.isnan(rats))
+    complete = np.add.reduceat(usable.astype(np.int64), starts) == k
+    tau = np.full(starts.size, np.nan)
+    cosine = np.full(starts.size, np.nan)
+    uniform = bool(k.min() == k.max())
+    for kk in np.unique(k[complete & (k >= 2)]).tolist():
+        rows = np.flatnonzero(complete & (k == kk))
+        if uniform:  # one shape for all: a reshape, no gather
+            s, r = vals.reshape(-1, kk)[rows], rats.reshape(-1, kk)[rows]
+        else:
+            cols = starts[rows][:, None] + np.arange(kk)[None, :]
+            s, r = vals[cols], rats[cols]
+        num = np.zeros(rows.size)
+        ties_s = np.zeros(rows.size)
+        ties_r = np.zeros(rows.size)
+        # one column pair at a time: K(K-1)/2 passes over contiguous columns, no (n, P) copies
+        for i, j in zip(*np.triu_indices(kk, 1), strict=True):
+            ds = np.sign(s[:, i] - s[:, j])
+            dr = np.sign(r[:, i] - r[:, j])
+            num += ds * dr
+            ties_s += ds == 0
+            ties_r += dr == 0
+        n_pairs = kk * (kk - 1) // 2
+        # tau-b = (concordant - discordant) / sqrt((pairs - ties in s) * (pairs - ties in r))
+        denom = np.sqrt((n_pairs - ties_s) * (n_pairs - ties_r))
+        norms = np.sqrt(np.einsum("ij,ij->i", s, s) * np.einsum("ij,ij->i", r, r))
+        dot = np.einsum("ij,ij->i", s, r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau[rows] = np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), np.nan)
+            cosine[rows] = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), np.nan)
+    return RatingAgreement(tau, cosine)
+
+
+# -- the split within groups (one group per dataset) -----------------------------------
+
+
+@dataclass(slots=True)
+class GroupedMap:
+    """Regions split within each group (a dataset): one `MapResult` per group, merged."""
+
+    result: MapResult
+    """All samples; ``thresholds`` are the single group's, or NaN when there are several."""
+    groups: dict[str, MapResult]
+    """Each group's own split and thresholds, by group name."""
+
+
+def split_regions_by_group(
+    stats: SampleStats,
+    group: npt.ArrayLike,
+    *,
+    high_var_fraction: float = 1 / 3,
+    fixed: tuple[float, float] | None = None,
+    labels: dict[Any, str] | None = None,
+) -> GroupedMap:
+    """The paper's split applied within each group, so scales of different datasets never mix.
+
+    ``group`` holds a label per sample (names, or codes named by ``labels``).
+    """
+    values, inverse = np.unique(np.asarray(group), return_inverse=True)
+    regions = np.full(stats.sample_id.size, -1, dtype=np.int64)
+    excluded = {"single_response": 0, "missing_scores": 0}
+    groups: dict[str, MapResult] = {}
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(values.size + 1))
+    named = [(labels or {}).get(v.item() if hasattr(v, "item") else v, str(v)) for v in values]
+    for g in sorted(range(values.size), key=lambda i: named[i]):
+        name = named[g]
+        rows = order[bounds[g] : bounds[g + 1]]
+        sub = SampleStats(
+            stats.sample_id[rows],
+            stats.k[rows],
+            stats.scored[rows],
+            stats.mean[rows],
+            stats.var[rows],
+            stats.margin[rows],
+        )
+        res = split_regions(sub, high_var_fraction=high_var_fraction, fixed=fixed)
+        regions[rows] = res.regions
+        for key, n in res.excluded.items():
+            excluded[key] = excluded.get(key, 0) + n
+        groups[name] = res
+    if len(groups) == 1:
+        thresholds = next(iter(groups.values())).thresholds
+    else:
+        method = "fixed" if fixed is not None else "paper"
+        v, m = fixed if fixed is not None else (float("nan"), float("nan"))
+        thresholds = Thresholds(v, m, high_var_fraction, method)
+    return GroupedMap(MapResult(stats, regions, thresholds, excluded), groups)

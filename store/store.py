@@ -788,6 +788,144 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
+    # -- map and diagnosis ---------------------------------------------------------------
+
+    def sample_datasets(self) -> tuple[list[tuple[int, int]], dict[int, str]]:
+        """``(sample_id, dataset_id)`` of every sample (unordered), and the dataset names."""
+        names = {int(r[0]): r[1] for r in self._query("SELECT id, name FROM datasets")}
+        return self._query("SELECT id, dataset_id FROM samples"), names
+
+    def scored_scorer_ids(self) -> list[int]:
+        """Ids of the scorers with at least one ok score, oldest first."""
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT id FROM scorers s WHERE EXISTS (SELECT 1 FROM scores"
+                " WHERE scorer_id = s.id AND status = 'ok') ORDER BY id"
+            )
+        ]
+
+    def map_rows(self, scorer_id: int, dataset: str | None = None) -> list[tuple[Any, ...]]:
+        """The stored map: (sample_id, k, mean, var, margin, tau, cosine, region, dataset)."""
+        sql = (
+            "SELECT st.sample_id, st.k, st.mean, st.var, st.margin, st.tau, st.cosine,"
+            " st.region, d.name FROM sample_stats st JOIN samples s ON s.id = st.sample_id"
+            " JOIN datasets d ON d.id = s.dataset_id WHERE st.scorer_id = ?"
+        )
+        params: list[Any] = [scorer_id]
+        if dataset is not None:
+            sql += " AND d.name = ?"
+            params.append(dataset)
+        return self._query(sql + " ORDER BY st.sample_id", params)
+
+    def sample_scores(
+        self, scorer_id: int, sample_ids: Sequence[int]
+    ) -> dict[int, list[tuple[int, str, str | None, float | None, float | None]]]:
+        """Per sample, its responses as (idx, role, model, ok score or None, rating)."""
+        out: dict[int, list[tuple[int, str, str | None, float | None, float | None]]] = {
+            int(i): [] for i in sample_ids
+        }
+        if not out:
+            return out
+        ids = ",".join(str(i) for i in out)
+        for sid, idx, role, model, value, rating in self._query(
+            "SELECT r.sample_id, r.idx, r.role, r.model, sc.value, r.rating FROM responses r"
+            " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
+            f" AND sc.status = 'ok' WHERE r.sample_id IN ({ids}) ORDER BY r.sample_id, r.idx",
+            (scorer_id,),
+        ):
+            out[sid].append((idx, role, model, value, rating))
+        return out
+
+    def prompts(self, sample_ids: Sequence[int]) -> dict[int, str]:
+        """The prompt text of each of these samples."""
+        if not sample_ids:
+            return {}
+        ids = ",".join(str(int(i)) for i in sample_ids)
+        return dict(self._query(f"SELECT id, prompt FROM samples WHERE id IN ({ids})"))
+
+    def paired_scores(
+        self, scorer_a: int, scorer_b: int
+    ) -> tuple[list[int], list[float | None], list[float | None]]:
+        """Columns over every response sorted by sample and position: sample_id, a's, b's score."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT r.sample_id, a.value, b.value FROM responses r"
+                " LEFT JOIN scores a ON a.response_id = r.id AND a.scorer_id = ?"
+                " AND a.status = 'ok'"
+                " LEFT JOIN scores b ON b.response_id = r.id AND b.scorer_id = ?"
+                " AND b.status = 'ok' ORDER BY r.sample_id, r.idx",
+                (scorer_a, scorer_b),
+            ).fetchall()
+        if not rows:
+            return [], [], []
+        cols = list(zip(*rows, strict=True))
+        return list(cols[0]), list(cols[1]), list(cols[2])
+
+    def map_columns(self, scorer_id: int) -> list[tuple[int, int, float | None, float | None]]:
+        """Rows for the map, one per response: (sample_id, role code, ok score, rating).
+
+        Role codes: 0 none, 1 chosen, 2 rejected. Unordered (the map sorts): an ORDER BY
+        here costs more than a sort in numpy on millions of rows.
+        """
+        return self._query(
+            "SELECT r.sample_id, CASE r.role WHEN 'chosen' THEN 1 WHEN 'rejected' THEN 2"
+            " ELSE 0 END, sc.value, r.rating FROM responses r"
+            " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
+            " AND sc.status = 'ok'",
+            (scorer_id,),
+        )
+
+    def save_map_bulk(
+        self,
+        scorer_id: int,
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        thresholds: dict[str, Any],
+        fingerprint: str,
+    ) -> None:
+        """`save_map` for large maps: indexes rebuilt once (a sort), not updated per row."""
+        cache = self._query("PRAGMA cache_size")[0][0]
+        with self._lock:
+            # a bigger page cache for the duration: index builds spill less to disk
+            self.conn.execute("PRAGMA cache_size=-131072")
+            try:
+                with self.transaction():
+                    indexes = self._query(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                        " AND tbl_name = 'sample_stats' AND sql IS NOT NULL"
+                    )
+                    for name, _sql in indexes:
+                        self.conn.execute(f'DROP INDEX "{name}"')
+                    self.save_map(scorer_id, rows, thresholds=thresholds, fingerprint=fingerprint)
+                    for _name, sql in indexes:
+                        self.conn.execute(sql)
+            finally:
+                self.conn.execute(f"PRAGMA cache_size={int(cache)}")
+
+    def region_breakdown(
+        self, scorer_id: int, by: str, dataset: str | None = None
+    ) -> list[tuple[str | None, str | None, int]]:
+        """(region, label, count) of the stored map: samples per source, or responses per model."""
+        if by == "source":
+            sql = (
+                "SELECT st.region, s.source, count(*) FROM sample_stats st"
+                " JOIN samples s ON s.id = st.sample_id"
+            )
+        elif by == "model":
+            sql = (
+                "SELECT st.region, r.model, count(*) FROM sample_stats st"
+                " JOIN samples s ON s.id = st.sample_id JOIN responses r ON r.sample_id = s.id"
+            )
+        else:
+            raise ValueError(f"cannot break regions down by {by!r}")
+        params: list[Any] = [scorer_id]
+        sql += " WHERE st.scorer_id = ?"
+        if dataset is not None:
+            sql += " AND s.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
+            params.append(dataset)
+        return self._query(sql + " GROUP BY 1, 2", params)
+
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
     return {
