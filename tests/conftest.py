@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -37,3 +38,20 @@ def store(db_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+# -- scoring ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An OpenAI-compatible server on 127.0.0.1; the environment points the client at it."""
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-1234")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("AUDITOR_BACKOFF_BASE", "0.01")
+    monkeypatch.delenv("AUDITOR_PRICES", raising=False)
+    yield server
+    server.stop()
