@@ -55,3 +55,38 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("AUDITOR_PRICES", raising=False)
     yield server
     server.stop()
+
+
+def make_scoring_db(
+    path: Path,
+    n_samples: int,
+    *,
+    responses: Any = None,
+    reference: Any = None,
+) -> Path:
+    """A database of ``n_samples`` pairs; ``responses(i)`` / ``reference(i)`` give the texts."""
+    from auditor.model import ResponseIn, Role, SampleIn
+
+    def default_responses(i: int) -> list[str]:
+        return [f"A good answer to question {i}. [[q={1 + i % 10}]]", f"Meh {i}."]
+
+    texts_of = responses or default_responses
+    with Store(path) as s:
+        dataset = s.add_dataset(
+            name="scoring", source_path="generated", format="jsonl", content_hash=str(path)
+        )
+        samples = [
+            SampleIn(
+                row=i,
+                conversation=[{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+                responses=[
+                    ResponseIn(text, Role.CHOSEN if j == 0 else Role.REJECTED)
+                    for j, text in enumerate(texts_of(i))
+                ],
+                record="{}",
+                reference=reference(i) if reference else None,
+            )
+            for i in range(n_samples)
+        ]
+        s.add_samples(dataset, samples)
+    return path

@@ -120,6 +120,13 @@ DEFAULT_MODEL = "gpt-4o-2024-11-20"
     help="--batch: seconds between status checks.",
 )
 @click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="--batch: wait for the batch to finish, or submit (and collect finished ones) and "
+    "return at once.",
+)
+@click.option(
     "--prices",
     "prices_file",
     type=click.Path(dir_okay=False),
@@ -199,6 +206,7 @@ def command(
     retry_failed: bool,
     batch: bool,
     poll_interval: float,
+    wait: bool,
     prices_file: str | None,
     template: str | None,
     per_call: str,
@@ -272,6 +280,7 @@ def _score_with_model(store: Any, kind: str, opts: dict[str, Any]) -> None:
         sample_ids=sample_ids,
         prices_file=opts["prices_file"],
         poll_interval=opts["poll_interval"],
+        wait=opts["wait"],
         progress=BarProgress(f"{kind}"),
         say=lambda line: click.echo(line, err=True),
     )

@@ -96,9 +96,13 @@ async def collect(
     on_outcome: Callable[[str, Any, Outcome], None],
     *,
     poll_interval: float = 30.0,
+    wait: bool = True,
     say: Callable[[str], None] = lambda _: None,
 ) -> str:
-    """Wait for a stored batch to finish, then hand every request's outcome on; its status."""
+    """Wait for a stored batch to finish, then hand every request's outcome on; its status.
+
+    With ``wait=False`` a batch still running is left for a later run.
+    """
     batch_id = row["id"]
     status = row["status"]
     while True:
@@ -109,6 +113,8 @@ async def collect(
             say(f"batch {batch_id}: {status}")
         if status in TERMINAL:
             break
+        if not wait:
+            return str(status)
         await asyncio.sleep(poll_interval)
     calls: dict[str, Any] = row["meta"]["calls"]
     seen: set[str] = set()

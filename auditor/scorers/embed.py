@@ -64,7 +64,7 @@ class Embedder:
 
     def chunks(self, text: str) -> list[tuple[str, int]]:
         """``text`` cut into windows the model reads whole, with their token counts."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if len(ids) <= self.window:
             return [(text, max(1, len(ids)))]
         return [

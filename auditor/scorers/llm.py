@@ -282,18 +282,25 @@ class Runner:
             except APIConnectionError as e:
                 last = f"connection error: {_short(str(e))}"
                 delay = self._backoff(attempt)
+            except ValueError as e:  # a body that is not JSON at all (a proxy's HTML page)
+                last = f"malformed response body: {_short(str(e))}"
+                delay = self._backoff(attempt)
             else:
-                return self._outcome(job, completion, attempt)
+                outcome = self._outcome(job, completion, attempt)
+                if outcome is not None:
+                    return outcome
+                last = "malformed response body: no choices"
+                delay = self._backoff(attempt)
             if attempt < self.options.max_attempts:
                 self.stats.retries += 1
                 await asyncio.sleep(delay)
         return Outcome(None, attempts=attempt, error=f"gave up after {attempt} attempts: {last}")
 
-    def _outcome(self, job: Job, completion: Any, attempt: int) -> Outcome:
+    def _outcome(self, job: Job, completion: Any, attempt: int) -> Outcome | None:
         try:
             content = completion.choices[0].message.content
         except (AttributeError, IndexError, TypeError):
-            return Outcome(None, attempts=attempt, error="the response has no choices")
+            return None
         usage = getattr(completion, "usage", None)
         prompt = getattr(usage, "prompt_tokens", None) or job.est_prompt_tokens
         produced = getattr(usage, "completion_tokens", None)

@@ -52,6 +52,7 @@ class ScoreSettings:
     sample_ids: list[int] | None = None
     prices_file: str | None = None
     poll_interval: float = 30.0
+    wait: bool = True
     progress: Progress = field(default_factory=Progress)
     say: Callable[[str], None] = lambda _: None
 
@@ -174,16 +175,18 @@ async def _run_jobs(
                 settings.progress.advance(on_outcome(custom_id, call, outcome), report.stats)
 
             report.batches_waiting += 1
-            await batch.collect(
+            status = await batch.collect(
                 store,
                 client,
                 row,
                 price,
                 handle,
                 poll_interval=settings.poll_interval,
+                wait=settings.wait,
                 say=settings.say,
             )
-            report.batches_waiting -= 1
+            if status in batch.TERMINAL:
+                report.batches_waiting -= 1
     finally:
         await client.close()
 
