@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,13 @@ def make_client(options: EndpointOptions) -> Any:
 
 
 class RateLimiter:
-    """Paces request starts to ``rpm`` and estimated tokens to ``tpm``; a 429 pauses everyone."""
+    """Paces request starts to ``rpm`` and estimated tokens to ``tpm``; a 429 pauses everyone.
+
+    It also learns the server's rate: a 429 cuts the pace to 80 % of the recent start rate
+    (once a second, so a burst of 429s counts once) and each success raises it a little
+    (additive increase, multiplicative decrease), so a run without --rpm settles just under
+    the server's limit instead of hammering it.
+    """
 
     def __init__(
         self,
@@ -73,7 +80,26 @@ class RateLimiter:
         self.next_start = 0.0
         self.paused_until = 0.0
         self.refilled_at = clock()
+        self.learned: float | None = None  # requests per second the server seems to allow
+        self._cut_at = -1e9
+        self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
+
+    def rate_limited(self, seconds: float) -> None:
+        """The server answered 429: pause everyone, and slow the learned pace down."""
+        self.pause(seconds)
+        now = self.clock()
+        if now - self._cut_at < 1.0:
+            return
+        self._cut_at = now
+        recent = sum(1 for t in self._starts if now - t <= 1.0)
+        base = self.learned if self.learned is not None else max(1.0, float(recent))
+        self.learned = max(0.2, base * 0.8)
+
+    def succeeded(self) -> None:
+        """A request went through: creep the learned pace back up."""
+        if self.learned is not None:
+            self.learned += max(0.01, self.learned * 0.005)
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (the server said it is over its limit)."""
@@ -101,7 +127,13 @@ class RateLimiter:
                 if wait <= 0:
                     break
                 await asyncio.sleep(wait)
-            self.next_start = max(now, self.next_start) + self.interval
+            interval = self.interval
+            if self.learned is not None:
+                interval = max(interval, 1.0 / self.learned)
+            self.next_start = max(now, self.next_start) + interval
+            self._starts.append(now)
+            while self._starts and now - self._starts[0] > 2.0:
+                self._starts.popleft()
             if self.tpm:
                 self.tokens -= tokens
 
@@ -235,6 +267,8 @@ class Runner:
 
         last = "no attempt made"
         attempt = 0
+        # a 429 means "not now", not "failed": it gets a larger allowance of its own
+        throttled, max_throttled = 0, max(30, 5 * self.options.max_attempts)
         while attempt < self.options.max_attempts:
             attempt += 1
             await self.limiter.acquire(job.est_prompt_tokens + job.max_tokens)
@@ -253,9 +287,12 @@ class Runner:
                             f"the endpoint refused: out of quota ({e.message})"
                         ) from None
                     self.stats.rate_limited += 1
-                    delay = retry_after(e.response.headers) or self._backoff(attempt)
-                    self.limiter.pause(delay)
+                    throttled += 1
+                    delay = retry_after(e.response.headers) or self._backoff(throttled)
+                    self.limiter.rate_limited(delay)
                     last = f"rate limited (429), asked to wait {delay:.2f} s"
+                    if throttled < max_throttled:
+                        attempt -= 1
                 elif status >= 500:
                     self.stats.server_errors += 1
                     last = f"server error {status}: {_short(e.message)}"
@@ -286,8 +323,9 @@ class Runner:
                 last = f"malformed response body: {_short(str(e))}"
                 delay = self._backoff(attempt)
             else:
-                outcome = self._outcome(job, completion, attempt)
+                outcome = self._outcome(job, completion, attempt + throttled)
                 if outcome is not None:
+                    self.limiter.succeeded()
                     return outcome
                 last = "malformed response body: no choices"
                 delay = self._backoff(attempt)
