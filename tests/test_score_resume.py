@@ -126,3 +126,20 @@ def test_batch_is_submitted_once_and_collected_by_a_later_run(
         ).fetchone()
     assert cost == pytest.approx((prompt * 1.25 + completion * 5) / 1e6)
     assert "0 scored this run" in run().output
+
+
+def test_batch_submits_only_what_fits_the_budget(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(tmp_path / "a.db", 10)
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"gpt-4o": {"input": 100, "output": 100}}', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["score", "--db", str(db), "--scorer", "judge", "--model", "gpt-4o", "--batch",
+         "--no-wait", "--per-call", "response", "--prices", str(prices), "--budget", "0.5"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "stopped before passing the budget" in result.output
+    with sqlite3.connect(db) as c:
+        (count,) = c.execute("SELECT request_count FROM batches").fetchone()
+    # each request may cost up to (prompt + 512 tokens) x $50 per 1M at batch price
+    assert 0 < count < 20

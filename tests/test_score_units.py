@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from auditor.scorers.cost import PriceError, load_prices, price_for
 from auditor.scorers.judge import (
@@ -108,12 +107,12 @@ def _lcs_dp(a: list[str], b: list[str]) -> int:
     return prev[-1]
 
 
-@given(
-    st.lists(st.sampled_from("abcde"), max_size=80),
-    st.lists(st.sampled_from("abcde"), max_size=80),
-)
-def test_bit_parallel_lcs_matches_dynamic_programming(a: list[str], b: list[str]) -> None:
-    assert lcs_length(a, b) == _lcs_dp(a, b)
+def test_bit_parallel_lcs_matches_dynamic_programming() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        a = rng.choices("abcde", k=rng.randrange(0, 90))
+        b = rng.choices("abcde", k=rng.randrange(0, 90))
+        assert lcs_length(a, b) == _lcs_dp(a, b), (a, b)
 
 
 def test_rouge_l_values() -> None:

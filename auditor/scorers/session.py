@@ -158,6 +158,18 @@ async def _run_jobs(
             return
         from auditor.scorers import batch
 
+        if settings.budget is not None:
+            # a batch is paid for whole: submit only what fits the budget at its worst case
+            worst, kept = 0.0, []
+            for job in jobs:
+                worst += price.cost(job.est_prompt_tokens, job.max_tokens)
+                if worst > settings.budget:
+                    break
+                kept.append(job)
+            if len(kept) < len(jobs):
+                report.stats.stopped_by_budget = True
+                report.stats.jobs_skipped = len(jobs) - len(kept)
+            jobs = kept
         if jobs:
             batch_id = await batch.submit(
                 store, client, scorer_id, settings.model, jobs, calls, kind
