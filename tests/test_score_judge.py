@@ -231,3 +231,14 @@ def test_configurations_never_mix(fake_openai: Any, tmp_path: Path) -> None:
             "SELECT scorer_id, count(*) FROM scores GROUP BY scorer_id"
         ).fetchall()
     assert [n for _, n in per_scorer] == [6, 6, 6]
+
+
+def test_many_responses_of_a_sample_are_split_over_calls(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(
+        tmp_path / "a.db",
+        1,
+        responses=lambda i: [f"answer {j} [[q={j % 10 + 1}]]" for j in range(11)],
+    )
+    report = _judge(db)
+    assert report.statuses == {"ok": 11} and fake_openai.requests == 2
+    assert all(value == intended_score(text) for text, value, *_ in _scores(db))

@@ -109,3 +109,17 @@ def test_missing_embedding_model_folder_is_a_clear_error(tmp_path: Path) -> None
     db = make_scoring_db(tmp_path / "a.db", 1, reference=lambda i: "ref")
     result = _score(db, "--reference", "dataset", "--embed-model", str(tmp_path / "nope"))
     assert result.exit_code == 2 and "not a folder" in result.output
+
+
+def test_real_alpacaeval_references_score_every_response(tmp_path: Path) -> None:
+    from tests.conftest import shared_file
+
+    data = shared_file("alpacaeval-multi/alpacaeval_8models_gpt4turbo_judged.jsonl.gz")
+    db = tmp_path / "alpaca.db"
+    assert CliRunner().invoke(main, ["ingest", str(data), "--db", str(db)]).exit_code == 0
+    result = _score(db, "--reference", "dataset", "--similarity", "rougeL", "--sample", "50")
+    assert result.exit_code == 0, result.output
+    rows = _scores(db)
+    assert len(rows) == 50 * 8
+    assert all(r[2] == "ok" and 0.0 <= r[1] <= 1.0 for r in rows)
+    assert len({round(r[1], 6) for r in rows}) > 100  # real spread, not a constant

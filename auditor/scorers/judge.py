@@ -300,7 +300,9 @@ def plan_calls(
         by_sample: dict[int, list[PendingResponse]] = {}
         for p in pending:
             by_sample.setdefault(p.sample_id, []).append(p)
-        groups = list(by_sample.values())
+        # more responses than labels (or than a judge reads well) go in several calls
+        step = 8
+        groups = [g[i : i + step] for g in by_sample.values() for i in range(0, len(g), step)]
     params: dict[str, Any] = {"temperature": 0}
     if config["structured"]:
         params["response_format"] = RESPONSE_FORMAT
