@@ -242,3 +242,14 @@ def test_many_responses_of_a_sample_are_split_over_calls(fake_openai: Any, tmp_p
     report = _judge(db)
     assert report.statuses == {"ok": 11} and fake_openai.requests == 2
     assert all(value == intended_score(text) for text, value, *_ in _scores(db))
+
+
+def test_no_key_and_no_endpoint_is_a_clear_error_but_a_dry_run_needs_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    db = make_scoring_db(tmp_path / "a.db", 2)
+    result = _cli(db)
+    assert result.exit_code == 1 and "OPENAI_API_KEY is not set" in result.output
+    assert _cli(db, "--dry-run").exit_code == 0

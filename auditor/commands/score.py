@@ -319,7 +319,7 @@ def _print_report(store: Any, report: Any, settings: Any, opts: dict[str, Any]) 
     head = f"scorer {report.scorer} ({report.config_hash})"
     if settings.dry_run:
         assert est is not None
-        approx = "" if est.exact_tokens else " (approximate: ~4 characters a token)"
+        approx = "" if est.exact_tokens else " (approximate: no tokenizer known for this model)"
         price = est.price
         priced = (
             f"at ${price.input:g} / ${price.output:g} per 1M tokens in/out"

@@ -100,30 +100,36 @@ def price_for(model: str, table: dict[str, tuple[float, float]] | None = None) -
 
 
 @lru_cache(maxsize=8)
-def _encoding(model: str) -> Any:
+def _encoding(model: str) -> tuple[Any, bool]:
+    """tiktoken's encoding for ``model`` and whether tiktoken knows that model."""
     try:
         import tiktoken
     except ImportError:
-        return None
+        return None, False
     try:
-        return tiktoken.encoding_for_model(model)
+        return tiktoken.encoding_for_model(model), True
     except KeyError:
         pass
     except Exception:  # the encoding file is fetched once from the network; offline it fails
-        return None
+        return None, False
     try:
-        return tiktoken.get_encoding("o200k_base")
+        return tiktoken.get_encoding("o200k_base"), False
     except Exception:
-        return None
+        return None, False
 
 
 def token_estimator(model: str) -> tuple[Any, bool]:
-    """A function counting tokens in a text for ``model``, and whether it is exact (tiktoken)."""
-    enc = _encoding(model)
+    """A function counting tokens in a text for ``model``, and whether the count is exact.
+
+    Exact when tiktoken knows the model and has its encoding; otherwise a model it does not
+    know is counted with o200k_base, and without any encoding at about four characters a
+    token.
+    """
+    enc, known = _encoding(model)
     if enc is None:
         # about four characters a token in English; the dry run says it is approximate
         return (lambda text: max(1, len(text) // 4)), False
-    return (lambda text: len(enc.encode(text, disallowed_special=()))), True
+    return (lambda text: len(enc.encode(text, disallowed_special=()))), known
 
 
 def message_tokens(messages: list[dict[str, str]], count: Any) -> int:
