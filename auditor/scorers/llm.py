@@ -130,7 +130,10 @@ class RateLimiter:
             interval = self.interval
             if self.learned is not None:
                 interval = max(interval, 1.0 / self.learned)
-            self.next_start = max(now, self.next_start) + interval
+            # a wake-up that came a little late keeps the schedule (no drift); a long idle
+            # spell does not bank a burst
+            late = now - self.next_start
+            self.next_start = (self.next_start if 0 < late < interval else now) + interval
             self._starts.append(now)
             while self._starts and now - self._starts[0] > 2.0:
                 self._starts.popleft()
