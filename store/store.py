@@ -925,6 +925,149 @@ class Store:
             sql += " AND s.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
             params.append(dataset)
         return self._query(sql + " GROUP BY 1, 2", params)
+    # -- scoring ---------------------------------------------------------------------
+
+    def reference_answers(self, generator_hash: str, sample_ids: Sequence[int]) -> dict[int, str]:
+        """Stored ok reference answers of one generator configuration, by sample id."""
+        out: dict[int, str] = {}
+        ids = [int(i) for i in sample_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for sample_id, text in self._query(
+                "SELECT sample_id, text FROM reference_answers WHERE generator_hash=?"
+                f" AND status='ok' AND sample_id IN ({marks})",
+                (generator_hash, *chunk),
+            ):
+                out[sample_id] = text
+        return out
+
+    def save_reference_answer(
+        self,
+        generator_hash: str,
+        sample_id: int,
+        *,
+        text: str | None,
+        status: str,
+        raw: str | None = None,
+        error: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: float = 0.0,
+    ) -> bool:
+        """Record a generated reference answer; an ok one is never overwritten. True if written."""
+        with self.transaction():
+            before = self.conn.total_changes
+            self.conn.execute(
+                "INSERT INTO reference_answers (sample_id, generator_hash, text, status, raw,"
+                " error, prompt_tokens, completion_tokens, cost, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (generator_hash, sample_id) DO UPDATE SET text=excluded.text,"
+                " status=excluded.status, raw=excluded.raw, error=excluded.error,"
+                " prompt_tokens=reference_answers.prompt_tokens + excluded.prompt_tokens,"
+                " completion_tokens=reference_answers.completion_tokens"
+                " + excluded.completion_tokens,"
+                " cost=reference_answers.cost + excluded.cost, created_at=excluded.created_at"
+                " WHERE reference_answers.status != 'ok'",
+                (
+                    sample_id,
+                    generator_hash,
+                    text,
+                    status,
+                    raw,
+                    error,
+                    prompt_tokens,
+                    completion_tokens,
+                    cost,
+                    _now(),
+                ),
+            )
+            return self.conn.total_changes > before
+
+    def reference_cost(self, generator_hash: str) -> float:
+        """Dollars spent on this generator's reference answers."""
+        return float(
+            self._query(
+                "SELECT total(cost) FROM reference_answers WHERE generator_hash=?",
+                (generator_hash,),
+            )[0][0]
+        )
+
+    def sample_conversations(self, sample_ids: Sequence[int]) -> dict[int, list[dict[str, str]]]:
+        """The conversation of each sample, by id."""
+        out: dict[int, list[dict[str, str]]] = {}
+        ids = [int(i) for i in sample_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for sample_id, conversation in self._query(
+                f"SELECT id, conversation FROM samples WHERE id IN ({marks})", chunk
+            ):
+                out[sample_id] = json.loads(conversation)
+        return out
+
+    def scorer_cost(self, scorer_id: int) -> float:
+        """Dollars recorded on this scorer's scores."""
+        return float(
+            self._query("SELECT total(cost) FROM scores WHERE scorer_id=?", (scorer_id,))[0][0]
+        )
+
+    def add_batch(
+        self,
+        batch_id: str,
+        scorer_id: int,
+        *,
+        status: str,
+        input_file_id: str | None,
+        request_count: int,
+        meta: dict[str, Any],
+    ) -> None:
+        """Remember a submitted Batch API job so a later run resumes it instead of paying twice."""
+        now = _now()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO batches (id, scorer_id, status, input_file_id, request_count, meta,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    batch_id,
+                    scorer_id,
+                    status,
+                    input_file_id,
+                    request_count,
+                    json.dumps(meta),
+                    now,
+                    now,
+                ),
+            )
+
+    def update_batch(
+        self,
+        batch_id: str,
+        *,
+        status: str,
+        output_file_id: str | None = None,
+        error_file_id: str | None = None,
+    ) -> None:
+        """Record a batch's new status (and its result files once known)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE batches SET status=?, output_file_id=coalesce(?, output_file_id),"
+                " error_file_id=coalesce(?, error_file_id), updated_at=? WHERE id=?",
+                (status, output_file_id, error_file_id, _now(), batch_id),
+            )
+
+    def open_batches(self, scorer_id: int) -> list[dict[str, Any]]:
+        """This scorer's batches whose results are not stored yet, oldest first."""
+        rows = self._query(
+            "SELECT id, status, input_file_id, output_file_id, error_file_id, request_count, meta"
+            " FROM batches WHERE scorer_id=? AND status != 'stored' ORDER BY created_at, id",
+            (scorer_id,),
+        )
+        keys = ("id", "status", "input_file_id", "output_file_id", "error_file_id")
+        return [
+            {**dict(zip(keys, r[:5], strict=True)), "request_count": r[5], "meta": json.loads(r[6])}
+            for r in rows
+        ]
 
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
