@@ -351,10 +351,19 @@ def composition(
 
 
 def region_composition(
-    store: Store, scorer_id: int, dataset: str | None = None, top: int | None = None
+    store: Store,
+    scorer_id: int,
+    dataset: str | None = None,
+    top: int | None = None,
+    *,
+    fresh: bool = False,
 ) -> dict[str, dict[str, dict[str, int]]]:
-    """Samples per source and responses per model within each region of the stored map."""
-    ensure_map(store, scorer_id)
+    """Samples per source and responses per model within each region of the stored map.
+
+    ``fresh=True`` skips checking that the stored map is current (the caller just did).
+    """
+    if not fresh:
+        ensure_map(store, scorer_id)
     out: dict[str, dict[str, dict[str, int]]] = {}
     for by in ("source", "model"):
         counts: dict[str, dict[str, int]] = {r.value: {} for r in REGION_CODES}

@@ -101,3 +101,15 @@ def test_bulk_save_keeps_rows_and_indexes(store: Store) -> None:
         )
         == indexes
     )
+
+
+def test_a_map_stored_by_an_older_version_is_recomputed(store: Store) -> None:
+    ids = add_dataset(store, "d", [multi(1, 2, 3), multi(3, 2, 1)])
+    scorer = score(store, "s", {(s, j): float(j) for s in ids for j in range(3)})
+    fingerprint = store.scores_fingerprint(scorer)
+    old_rows = [(s, 3, 1.0, 0.5, None, None, None, "LowAvg") for s in ids]
+    store.save_map(scorer, old_rows, thresholds={"variance": 0.5}, fingerprint=fingerprint)
+    t = ensure_map(store, scorer)
+    assert t["version"] >= 2
+    taus = [r[5] for r in store.map_rows(scorer)]
+    assert taus == [pytest.approx(1.0), pytest.approx(-1.0)]

@@ -201,3 +201,19 @@ def test_suspects_show_hostile_prompts_literally(runner: CliRunner, db_path: Pat
     assert code == 0, out
     assert "[bold red]x[/] red [INST]" in out
     assert "\x1b" not in out and "pwned" not in out
+
+
+def test_map_without_a_scatter_never_loads_plotext(db_path: Path) -> None:
+    import subprocess
+    import sys
+
+    make_db(db_path)
+    code = (
+        "import sys; from auditor.cli import main\n"
+        f"try:\n    main(['map', '--db', {str(db_path)!r}, '--json'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'plotext' not in sys.modules and 'textual' not in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True)

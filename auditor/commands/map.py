@@ -141,7 +141,7 @@ def map_report(
         "table": table,
         "excluded": _excluded(view, everything),
         "datasets": per_dataset if t.get("split") == "dataset" else {},
-        "composition": region_composition(store, sc.id, dataset),
+        "composition": region_composition(store, sc.id, dataset, fresh=True),
     }
     if compare:
         others = [i for i in store.scored_scorer_ids() if i != sc.id]
