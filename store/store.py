@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -740,6 +740,87 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
+    # -- export ----------------------------------------------------------------------
+
+    def export_count(
+        self,
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+    ) -> int:
+        """How many samples `export_samples` would yield with the same filters."""
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        return int(self._query(f"SELECT count(*) FROM samples s{join}{where}", params)[0][0])
+
+    def mapped_sample_ids(self, scorer_id: int, *, dataset_id: int | None = None) -> list[int]:
+        """Ids of the samples placed in a region of this scorer's stored map, ascending."""
+        sql = "SELECT st.sample_id FROM sample_stats st"
+        params: list[Any] = [scorer_id]
+        if dataset_id is not None:
+            sql += " JOIN samples s ON s.id = st.sample_id AND s.dataset_id = ?"
+            params.insert(0, dataset_id)
+        sql += " WHERE st.scorer_id = ? AND st.region IS NOT NULL ORDER BY st.sample_id"
+        return [r[0] for r in self._query(sql, params)]
+
+    def export_samples(
+        self,
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+        with_record: bool = False,
+        score_of: int | None = None,
+        chunk: int = 2000,
+    ) -> Iterator[list[ExportSample]]:
+        """Samples with their responses in id order, ``chunk`` at a time (memory stays flat).
+
+        ``scorer_id`` adds each sample's region in that scorer's stored map; ``regions``
+        keeps only samples in those regions; ``score_of`` adds that scorer's ok score to
+        every response; ``with_record`` adds the source record verbatim.
+        """
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        region_col = "st.region" if scorer_id is not None else "NULL"
+        record_col = "s.record" if with_record else "NULL"
+        sql = (
+            f"SELECT s.id, s.dataset_id, s.kind, s.conversation, s.prompt, {record_col},"
+            f" {region_col} FROM samples s{join}{where}"
+            f"{' AND' if where else ' WHERE'} s.id > ? ORDER BY s.id LIMIT ?"
+        )
+        if score_of is None:
+            rsql = "SELECT r.sample_id, r.idx, r.role, r.text, r.model, r.rating, NULL"
+            rsql += " FROM responses r"
+            rparams: list[Any] = []
+        else:
+            rsql = "SELECT r.sample_id, r.idx, r.role, r.text, r.model, r.rating, sc.value"
+            rsql += (
+                " FROM responses r LEFT JOIN scores sc ON sc.response_id = r.id"
+                " AND sc.scorer_id = ? AND sc.status = 'ok'"
+            )
+            rparams = [score_of]
+        last = 0
+        while True:
+            rows = self._query(sql, [*params, last, chunk])
+            if not rows:
+                return
+            lo, hi = rows[0][0], rows[-1][0]
+            responses: dict[int, list[tuple[Any, ...]]] = {r[0]: [] for r in rows}
+            # a dense id range reads fastest as BETWEEN; a sparse selection names its ids
+            if hi - lo + 1 <= 2 * len(rows):
+                cond, cparams = " WHERE r.sample_id BETWEEN ? AND ?", [lo, hi]
+            else:
+                cond = f" WHERE r.sample_id IN ({','.join('?' * len(rows))})"
+                cparams = [r[0] for r in rows]
+            for r in self._query(f"{rsql}{cond} ORDER BY r.sample_id, r.idx", rparams + cparams):
+                bucket = responses.get(r[0])
+                if bucket is not None:
+                    bucket.append(r[1:])
+            yield [
+                ExportSample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], responses[r[0]])
+                for r in rows
+            ]
+            last = hi
+
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
     return {
@@ -748,3 +829,39 @@ def _state_dict(state: DecisionState) -> dict[str, Any]:
         "note": state.note,
         "reviewer": state.reviewer,
     }
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+class ExportSample(NamedTuple):
+    """A sample as the export reads it; ``responses`` hold (idx, role, text, model, rating,
+    score) in idx order."""
+
+    id: int
+    dataset_id: int
+    kind: str
+    conversation: str
+    """The conversation as JSON text."""
+    prompt: str
+    record: str | None
+    region: str | None
+    responses: list[tuple[int, str, str, str | None, float | None, float | None]]
+
+
+def _export_filter(
+    dataset_id: int | None, scorer_id: int | None, regions: Sequence[str] | None
+) -> tuple[str, str, list[Any]]:
+    join, conds, params = "", [], list[Any]()
+    if scorer_id is not None:
+        join = " LEFT JOIN sample_stats st ON st.sample_id = s.id AND st.scorer_id = ?"
+        params.append(scorer_id)
+    if dataset_id is not None:
+        conds.append("s.dataset_id = ?")
+        params.append(dataset_id)
+    if regions is not None:
+        if scorer_id is None:
+            raise StoreError("a region filter needs a scorer's map")
+        conds.append(f"st.region IN ({','.join('?' * len(regions))})")
+        params.extend(regions)
+    return join, (" WHERE " + " AND ".join(conds)) if conds else "", params
