@@ -18,19 +18,24 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
+import math
 import os
+import queue
 import random
 import re
+import secrets
 import shlex
-import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from auditor.model import Action, Region
 
@@ -49,11 +54,19 @@ FORMATS: dict[str, str] = {
 }
 """Output formats, with a line for --help and error messages."""
 
+T = TypeVar("T")
+PIPELINE = True
+
 RANK_BY = ("annotations", "scorer")
 CHUNK = 2000
 
-Response = tuple[int, str, str, "str | None", "float | None", "float | None"]
-"""(idx, role, text, model, rating, score) as `Store.export_samples` yields them."""
+Response = tuple[Any, ...]
+"""(sample_id, idx, role, text, model, rating, score) as `Store.export_samples` yields them."""
+
+IDX, ROLE, TEXT, RATING, SCORE = 1, 2, 3, 5, 6
+
+Pair = tuple[str, str, "float | None", "float | None"]
+"""One training pair: chosen text, rejected text, and the scores reported beside them."""
 
 
 class ExportError(Exception):
@@ -82,9 +95,11 @@ class ExportOptions:
     command_line: str | None = None
     """Recorded in the manifest; when None, the equivalent `auditor export` command is."""
 
-    def as_cli(self, out: str | os.PathLike[str]) -> str:
+    def as_cli(self, out: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> str:
         """The `auditor export` command line that repeats this export."""
         args = ["auditor", "export", str(out), "--format", self.format]
+        if db is not None:
+            args += ["--db", str(db)]
         for r in self.regions:
             args += ["--region", str(r)]
         if self.paper_subset:
@@ -138,19 +153,15 @@ class ExportReport:
 # -- labels --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Pair:
-    """One training pair: texts, their models, and the scores reported beside them."""
-
-    chosen: str
-    rejected: str
-    score_chosen: float | None
-    score_rejected: float | None
-
-
 def _labelled(responses: list[Response]) -> tuple[Response, Response] | None:
-    chosen = [r for r in responses if r[1] == "chosen"]
-    rejected = [r for r in responses if r[1] == "rejected"]
+    if len(responses) == 2:
+        a, b = responses
+        if a[ROLE] == "chosen" and b[ROLE] == "rejected":
+            return a, b
+        if a[ROLE] == "rejected" and b[ROLE] == "chosen":
+            return b, a
+    chosen = [r for r in responses if r[ROLE] == "chosen"]
+    rejected = [r for r in responses if r[ROLE] == "rejected"]
     if len(chosen) == 1 and len(rejected) == 1:
         return chosen[0], rejected[0]
     return None
@@ -163,43 +174,42 @@ def is_flipped(responses: list[Response], decision: DecisionState | None) -> boo
     if decision.action == Action.FLIP.value:
         return True
     pair = _labelled(responses)
-    return pair is not None and decision.best_idx is not None and decision.best_idx == pair[1][0]
+    return pair is not None and decision.best_idx is not None and decision.best_idx == pair[1][IDX]
 
 
 class _Labeller:
     """Turns a sample (and its decision) into training pairs, counting why some give none."""
 
     def __init__(self, rank_by: str, seed: int) -> None:
-        self.use_scorer = rank_by == "scorer"
+        self.value = SCORE if rank_by == "scorer" else RATING
         self.seed = seed
         self.why_none: Counter[str] = Counter()
 
-    def _value(self, r: Response) -> float | None:
-        return r[5] if self.use_scorer else r[4]
-
-    def _pair_label(self, s: ExportSample, d: DecisionState | None) -> Pair | None:
+    def _pair_label(self, s: ExportSample, d: DecisionState | None) -> list[Pair]:
         pair = _labelled(s.responses)
         if pair is None:
             best = d.best_idx if d is not None else None
             if len(s.responses) == 2 and best in (0, 1):  # a reviewer settled a tie
                 c, r = s.responses[best], s.responses[1 - best]
-                return Pair(c[2], r[2], c[4], r[4])
+                return [(c[TEXT], r[TEXT], c[RATING], r[RATING])]
             self.why_none["tie"] += 1
-            return None
+            return []
         c, r = pair
-        if is_flipped(s.responses, d):
-            return Pair(r[2], c[2], c[4], r[4])  # texts trade places, ratings stay put
-        return Pair(c[2], r[2], c[4], r[4])
+        if d is not None and is_flipped(s.responses, d):
+            # the texts trade places; the ratings stay with the place (see the module doc)
+            return [(r[TEXT], c[TEXT], c[RATING], r[RATING])]
+        return [(c[TEXT], r[TEXT], c[RATING], r[RATING])]
 
     def _ranked(
         self, s: ExportSample, d: DecisionState | None
     ) -> tuple[Response, list[Response], bool] | None:
         """The best response, the other scored ones, and whether a reviewer named the best."""
-        scored = [r for r in s.responses if self._value(r) is not None]
+        v = self.value
+        scored = [r for r in s.responses if r[v] is not None]
         best_idx = d.best_idx if d is not None else None
-        named = next((r for r in s.responses if r[0] == best_idx), None)
+        named = next((r for r in s.responses if r[IDX] == best_idx), None)
         if named is not None:
-            others = [r for r in scored if r[0] != best_idx]
+            others = [r for r in scored if r[IDX] != best_idx]
             if not others:
                 self.why_none["unscored"] += 1
                 return None
@@ -208,37 +218,34 @@ class _Labeller:
             self.why_none["unscored"] += 1
             return None
         # the first of equal best scores, so a rerun picks the same one
-        best = max(scored, key=lambda r: (self._value(r), -r[0]))
+        best = max(scored, key=lambda r: (r[v], -r[IDX]))
         return best, [r for r in scored if r is not best], False
-
-    def _is_pair_sample(self, s: ExportSample) -> bool:
-        return s.kind == "pair" and len(s.responses) == 2
 
     def one(self, s: ExportSample, d: DecisionState | None) -> list[Pair]:
         """Best vs worst (a pair sample: its own pair)."""
-        if self._is_pair_sample(s):
-            p = self._pair_label(s, d)
-            return [p] if p else []
+        if s.kind == "pair" and len(s.responses) == 2:
+            return self._pair_label(s, d)
         ranked = self._ranked(s, d)
         if ranked is None:
             return []
         best, others, named = ranked
-        worst = min(others, key=lambda r: (self._value(r), r[0]))
-        if not named and self._value(worst) == self._value(best):
+        v = self.value
+        worst = min(others, key=lambda r: (r[v], r[IDX]))
+        if not named and worst[v] == best[v]:
             self.why_none["all_equal"] += 1
             return []
         return [self._multi_pair(best, worst)]
 
     def binarized(self, s: ExportSample, d: DecisionState | None) -> list[Pair]:
         """Best vs a random other with a lower score (seeded per sample)."""
-        if self._is_pair_sample(s):
-            p = self._pair_label(s, d)
-            return [p] if p else []
+        if s.kind == "pair" and len(s.responses) == 2:
+            return self._pair_label(s, d)
         ranked = self._ranked(s, d)
         if ranked is None:
             return []
         best, others, named = ranked
-        lower = others if named else [r for r in others if self._value(r) < self._value(best)]  # type: ignore[operator]
+        v = self.value
+        lower = others if named else [r for r in others if r[v] < best[v]]
         if not lower:
             self.why_none["all_equal"] += 1
             return []
@@ -248,27 +255,26 @@ class _Labeller:
 
     def every(self, s: ExportSample, d: DecisionState | None) -> list[Pair]:
         """Every pair whose scores differ, the higher chosen; a named best beats every other."""
-        if self._is_pair_sample(s):
-            p = self._pair_label(s, d)
-            return [p] if p else []
+        if s.kind == "pair" and len(s.responses) == 2:
+            return self._pair_label(s, d)
         ranked = self._ranked(s, d)
         if ranked is None:
             return []
         best, others, named = ranked
-        pool = others if named else sorted([best, *others], key=lambda r: r[0])
+        v = self.value
+        pool = others if named else sorted([best, *others], key=lambda r: r[IDX])
         pairs = [self._multi_pair(best, o) for o in others] if named else []
         for i, a in enumerate(pool):
             for b in pool[i + 1 :]:
-                va, vb = self._value(a), self._value(b)
-                if va is None or vb is None or va == vb:
+                if a[v] == b[v]:
                     continue
-                pairs.append(self._multi_pair(a, b) if va > vb else self._multi_pair(b, a))
+                pairs.append(self._multi_pair(a, b) if a[v] > b[v] else self._multi_pair(b, a))
         if not pairs:
             self.why_none["all_equal"] += 1
         return pairs
 
     def _multi_pair(self, c: Response, r: Response) -> Pair:
-        return Pair(c[2], r[2], self._value(c), self._value(r))
+        return (c[TEXT], r[TEXT], c[self.value], r[self.value])
 
 
 # -- prompts ---------------------------------------------------------------------------------
@@ -411,29 +417,66 @@ def _parquet_schema(fmt: str) -> Any:
     )
 
 
+class _HashingFile(io.RawIOBase):
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.hash.update(b)
+        return self.f.write(b)
+
+
 class _Writer:
-    """Writes rows to a temporary file beside ``out``; `commit` renames it into place."""
+    """Writes rows to a temporary file beside ``out``; `commit` renames it into place.
+
+    JSON text is encoded, hashed, compressed and written on a background thread, which
+    overlaps with building the next rows: zlib, hashlib and file writes release the GIL.
+    """
 
     def __init__(self, out: Path, container: str, gz: bool, fmt: str) -> None:
         self.out, self.container, self.gz = out, container, gz
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        self.tmp = Path(tmp)
+        self.tmp, fd = _temp_beside(out)
         self.raw: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 20)
-        self.stream: IO[bytes] = self.raw
+        self.sink = _HashingFile(self.raw)
+        self.stream: Any = self.sink
         if gz:
-            # mtime 0 and the output's own name: the same export gives the same bytes
-            self.stream = gzip.GzipFile(  # type: ignore[assignment]
-                filename=out.name[:-3], fileobj=self.raw, mode="wb", compresslevel=6, mtime=0
+            # mtime 0 and the output's own name: the same export gives the same bytes;
+            # level 1 because level 6 would take several times longer than the export itself
+            self.stream = gzip.GzipFile(
+                filename=out.name[:-3], fileobj=self.sink, mode="wb", compresslevel=1, mtime=0
             )
         self.first = True
         self.parquet: Any = None
         self.tables: list[Any] = []
         self.schema = _parquet_schema(fmt) if container == "parquet" else None
-        if container == "json":
-            self.stream.write(b"[\n")
+        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.thread: threading.Thread | None = None
+        if container != "parquet":
+            self.thread = threading.Thread(target=self._drain, name="export-writer", daemon=True)
+            self.thread.start()
+            if container == "json":
+                self.queue.put("[\n")
+
+    def _drain(self) -> None:
+        while (text := self.queue.get()) is not None:
+            if self.error is None and not self.cancelled:
+                try:
+                    self.stream.write(text.encode("utf-8"))
+                except BaseException as e:  # handed to the exporting thread
+                    self.error = e
 
     def write(self, rows: list[Any]) -> None:
         """Write rows: dicts, or JSON text kept verbatim (JSON containers)."""
+        if self.error is not None:
+            raise self.error
         if not rows:
             return
         if self.container == "parquet":
@@ -446,7 +489,7 @@ class _Writer:
         else:
             text = "\n".join(lines) + "\n"
         self.first = False
-        self.stream.write(text.encode("utf-8"))
+        self.queue.put(text)
 
     def _write_parquet(self, rows: list[Any]) -> None:
         import pyarrow as pa
@@ -467,20 +510,32 @@ class _Writer:
                 f"{self.out}: these records do not fit Parquet ({e}); export to .jsonl instead"
             ) from None
 
+    def _stop_thread(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+
     def commit(self) -> str:
         """Finish the file, move it into place and return its SHA-256."""
         try:
             if self.container == "parquet":
                 self._finish_parquet()
             elif self.container == "json":
-                self.stream.write(b"]\n" if self.first else b"\n]\n")
-            if self.stream is not self.raw:
+                self.queue.put("]\n" if self.first else "\n]\n")
+            self._stop_thread()
+            if self.error is not None:
+                raise self.error
+            if self.stream is not self.sink:
                 self.stream.close()
             self.raw.flush()
             os.fsync(self.raw.fileno())
             self.raw.close()
-            with self.tmp.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            if self.container == "parquet":  # pyarrow wrote to the file itself
+                with self.tmp.open("rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            else:
+                digest = self.sink.hash.hexdigest()
             os.replace(self.tmp, self.out)
         except BaseException:
             self.abort()
@@ -510,19 +565,70 @@ class _Writer:
 
     def abort(self) -> None:
         """Drop the temporary file; any earlier file at ``out`` stays as it was."""
+        self.cancelled = True
+        with contextlib.suppress(BaseException):
+            self._stop_thread()
         with contextlib.suppress(Exception):
             if self.parquet is not None:
                 self.parquet.close()
         with contextlib.suppress(Exception):
-            if self.stream is not self.raw:
+            if self.stream is not self.sink:
                 self.stream.close()
         with contextlib.suppress(Exception):
             self.raw.close()
         self.tmp.unlink(missing_ok=True)
 
 
+def _prefetched(chunks: Iterator[T]) -> Iterator[T]:
+    """The chunks, each read on a background thread while the one before is written.
+
+    SQLite releases the GIL while it steps, so reading overlaps with building rows.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                q.put(item, timeout=0.1)
+                return True
+        return False
+
+    def run() -> None:
+        try:
+            for c in chunks:
+                if not put(("chunk", c)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # handed to the consuming thread
+            put(("error", e))
+
+    thread = threading.Thread(target=run, name="export-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _temp_beside(path: Path) -> tuple[Path, int]:
+    """A new hidden file next to ``path`` (same filesystem, so a rename is atomic)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with contextlib.suppress(FileExistsError):
+            # mode 0o666 less the umask, as the file would get if written directly
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+
+
 def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp, fd = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -711,27 +817,31 @@ def export(
         "pairs-all": labeller.every,
         "binarized": labeller.binarized,
     }.get(fmt)
-    loads = json.loads
 
+    builder = _PairRows(fmt, as_text=container != "parquet")
     writer = _Writer(out, container, gz, fmt)
     try:
         done = 0
-        for chunk in store.export_samples(
-            dataset_id=dataset_id,
-            scorer_id=map_scorer,
-            regions=regions or None,
-            with_record=fmt == "original",
-            score_of=score_of,
-            chunk=CHUNK,
+        for chunk in (_prefetched if PIPELINE else iter)(
+            store.export_samples(
+                dataset_id=dataset_id,
+                scorer_id=map_scorer,
+                regions=regions or None,
+                with_record=fmt == "original",
+                score_of=score_of,
+                quoted=builder.as_text and make_pairs is not None,
+                chunk=CHUNK,
+            )
         ):
             rows: list[Any] = []
+            selected: list[int] = []
             for s in chunk:
-                if only is not None and s.id not in only:
+                sid = s.id
+                if only is not None and sid not in only:
                     continue
-                report.selected += 1
-                ids_hash.update(b"%d," % s.id)
-                d = decisions.get(s.id) if apply else None
-                if d is not None and s.id in decided:
+                selected.append(sid)
+                d = decisions.get(sid) if apply else None
+                if d is not None and sid in decided:
                     kind = _decision_kind(s, d)
                     applied[kind] += 1
                     by_reviewer.setdefault(d.reviewer or "?", Counter())[kind] += 1
@@ -750,12 +860,14 @@ def export(
                         not_applied["flip_without_label"] += 1
                     produced = len(pairs)
                     if produced:
-                        prompt = _prompt(s, fmt, loads)
-                        rows.extend(_pair_row(fmt, prompt, p) for p in pairs)
+                        rows.extend(builder.rows(s, pairs))
                 if produced:
                     report.samples_out += 1
                     report.records_out += produced
                     datasets_out[s.dataset_id] += 1
+            report.selected += len(selected)
+            if selected:
+                ids_hash.update(("".join(f"{i}," for i in selected)).encode())
             writer.write(rows)
             done += len(chunk)
             if on_progress is not None:
@@ -795,7 +907,8 @@ def export(
     report.seconds = time.perf_counter() - started
     manifest = {
         "tool": {"name": "alignment-auditor", "version": _tool_version()},
-        "command_line": options.command_line or options.as_cli(out),
+        "command_line": options.command_line or options.as_cli(out, store.path),
+        "rebuild_with": options.as_cli(out, store.path),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "output": {
             "path": str(out),
@@ -860,27 +973,75 @@ def _decision_kind(s: ExportSample, d: DecisionState) -> str:
     return "keep"
 
 
-def _prompt(s: ExportSample, fmt: str, loads: Callable[[str], Any]) -> Any:
-    conversation = loads(s.conversation)
-    return conversation if fmt == "trl-chat" else prompt_string(conversation)
+_ONE_USER_TURN = '[{"role": "user", "content": '
 
 
-def _pair_row(fmt: str, prompt: Any, p: Pair) -> dict[str, Any]:
-    if fmt == "trl-chat":
+def _number(v: float | None) -> str:
+    if v is None or v != v or v in (math.inf, -math.inf):
+        return "null"  # JSON has no NaN or infinity
+    return repr(float(v))
+
+
+class _PairRows:
+    """Output rows for the pair formats: JSON text lines, or dicts for Parquet."""
+
+    def __init__(self, fmt: str, *, as_text: bool) -> None:
+        self.chat = fmt == "trl-chat"
+        self.as_text = as_text
+
+    def prompt(self, s: ExportSample) -> Any:
+        """The prompt: a string (trl), or the conversation's messages (trl-chat)."""
+        conv = s.conversation
+        if self.chat:
+            return json.loads(conv)
+        # the store writes a one-turn conversation with json.dumps' default separators, and
+        # '{"role": ' cannot occur inside a JSON string, so this spots one user turn unparsed
+        if conv.startswith(_ONE_USER_TURN) and conv.count('{"role": ') == 1:
+            return s.prompt
+        return prompt_string(json.loads(conv))
+
+    def rows(self, s: ExportSample, pairs: list[Pair]) -> list[Any]:
+        """One row for each pair of a sample (texts arrive JSON-quoted for text output)."""
+        if not self.as_text:
+            prompt = self.prompt(s)
+            return [self._dict(prompt, p) for p in pairs]
+        num = _number
+        if self.chat:
+            conv = s.conversation  # already the messages as JSON text
+            return [
+                f'{{"prompt": {conv}, "chosen": [{{"role": "assistant", "content": {c}}}], '
+                f'"rejected": [{{"role": "assistant", "content": {r}}}], '
+                f'"score_chosen": {num(sc)}, "score_rejected": {num(sr)}}}'
+                for c, r, sc, sr in pairs
+            ]
+        conv = s.conversation
+        if conv.startswith(_ONE_USER_TURN) and conv.count('{"role": ') == 1:
+            prompt = s.prompt  # quoted by the store
+        else:
+            prompt = encode_basestring(prompt_string(json.loads(conv)))
+        return [
+            f'{{"prompt": {prompt}, "chosen": {c}, "rejected": {r}, '
+            f'"score_chosen": {num(sc)}, "score_rejected": {num(sr)}}}'
+            for c, r, sc, sr in pairs
+        ]
+
+    def _dict(self, prompt: Any, p: Pair) -> dict[str, Any]:
+        c, r, sc, sr = p
+        if self.chat:
+            return {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": c}],
+                "rejected": [{"role": "assistant", "content": r}],
+                "score_chosen": sc,
+                "score_rejected": sr,
+            }
         return {
             "prompt": prompt,
-            "chosen": [{"role": "assistant", "content": p.chosen}],
-            "rejected": [{"role": "assistant", "content": p.rejected}],
-            "score_chosen": p.score_chosen,
-            "score_rejected": p.score_rejected,
+            "chosen": c,
+            "rejected": r,
+            "score_chosen": sc,
+            "score_rejected": sr,
         }
-    return {
-        "prompt": prompt,
-        "chosen": p.chosen,
-        "rejected": p.rejected,
-        "score_chosen": p.score_chosen,
-        "score_rejected": p.score_rejected,
-    }
 
 
 def _original_row(

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_headless_commands_do_not_import_textual() -> None:
     code = (
         "import sys; from auditor.cli import main\n"
-        "for name in ['ingest', 'info', 'score', 'map']:\n"
+        "for name in ['ingest', 'info', 'score', 'map', 'export']:\n"
         "    main.get_command(None, name)\n"
-        "import auditor.ingest, auditor.mapstats, auditor.analysis, store\n"
+        "import auditor.ingest, auditor.mapstats, auditor.analysis, auditor.export, store\n"
         "assert 'textual' not in sys.modules, 'textual was imported'\n"
         "assert 'plotext' not in sys.modules, 'plotext was imported'\n"
     )
