@@ -18,7 +18,8 @@ def test_headless_commands_do_not_import_textual() -> None:
         "import sys; from auditor.cli import main\n"
         "for name in ['ingest', 'info', 'score', 'map', 'export']:\n"
         "    main.get_command(None, name)\n"
-        "import auditor.ingest, auditor.mapstats, auditor.analysis, auditor.export, store\n"
+        "import auditor.ingest, auditor.mapstats, auditor.analysis, store\n"
+        "import auditor.export\n"
         "assert 'textual' not in sys.modules, 'textual was imported'\n"
         "assert 'plotext' not in sys.modules, 'plotext was imported'\n"
     )
