@@ -30,12 +30,12 @@ import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from auditor.model import Action, Region
 
@@ -54,8 +54,6 @@ FORMATS: dict[str, str] = {
 }
 """Output formats, with a line for --help and error messages."""
 
-T = TypeVar("T")
-PIPELINE = True
 
 RANK_BY = ("annotations", "scorer")
 CHUNK = 2000
@@ -65,8 +63,9 @@ Response = tuple[Any, ...]
 
 IDX, ROLE, TEXT, RATING, SCORE = 1, 2, 3, 5, 6
 
-Pair = tuple[str, str, "float | None", "float | None"]
-"""One training pair: chosen text, rejected text, and the scores reported beside them."""
+Pair = tuple[Any, Any, "float | None", "float | None"]
+"""One training pair: chosen and rejected text (str, or quoted UTF-8 bytes for JSON output)
+and the scores reported beside them."""
 
 
 class ExportError(Exception):
@@ -455,7 +454,7 @@ class _Writer:
         self.parquet: Any = None
         self.tables: list[Any] = []
         self.schema = _parquet_schema(fmt) if container == "parquet" else None
-        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=4)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.cancelled = False
         self.thread: threading.Thread | None = None
@@ -463,18 +462,18 @@ class _Writer:
             self.thread = threading.Thread(target=self._drain, name="export-writer", daemon=True)
             self.thread.start()
             if container == "json":
-                self.queue.put("[\n")
+                self.queue.put(b"[\n")
 
     def _drain(self) -> None:
-        while (text := self.queue.get()) is not None:
+        while (data := self.queue.get()) is not None:
             if self.error is None and not self.cancelled:
                 try:
-                    self.stream.write(text.encode("utf-8"))
+                    self.stream.write(data)
                 except BaseException as e:  # handed to the exporting thread
                     self.error = e
 
     def write(self, rows: list[Any]) -> None:
-        """Write rows: dicts, or JSON text kept verbatim (JSON containers)."""
+        """Write rows: dicts, or JSON text (str or UTF-8 bytes) kept verbatim."""
         if self.error is not None:
             raise self.error
         if not rows:
@@ -483,19 +482,24 @@ class _Writer:
             self._write_parquet(rows)
             return
         dumps = json.dumps
-        lines = [r if isinstance(r, str) else dumps(r, ensure_ascii=False) for r in rows]
+        lines = [
+            r
+            if isinstance(r, bytes)
+            else (r if isinstance(r, str) else dumps(r, ensure_ascii=False)).encode("utf-8")
+            for r in rows
+        ]
         if self.container == "json":
-            text = ("" if self.first else ",\n") + ",\n".join(lines)
+            data = (b"" if self.first else b",\n") + b",\n".join(lines)
         else:
-            text = "\n".join(lines) + "\n"
+            data = b"\n".join(lines) + b"\n"
         self.first = False
-        self.queue.put(text)
+        self.queue.put(data)
 
     def _write_parquet(self, rows: list[Any]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        values = [json.loads(r) if isinstance(r, str) else r for r in rows]
+        values = [json.loads(r) if isinstance(r, str | bytes) else r for r in rows]
         try:
             if self.schema is None:
                 # free-form records: types settle only once every row is seen
@@ -522,7 +526,7 @@ class _Writer:
             if self.container == "parquet":
                 self._finish_parquet()
             elif self.container == "json":
-                self.queue.put("]\n" if self.first else "\n]\n")
+                self.queue.put(b"]\n" if self.first else b"\n]\n")
             self._stop_thread()
             if self.error is not None:
                 raise self.error
@@ -579,45 +583,6 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
-def _prefetched(chunks: Iterator[T]) -> Iterator[T]:
-    """The chunks, each read on a background thread while the one before is written.
-
-    SQLite releases the GIL while it steps, so reading overlaps with building rows.
-    """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                q.put(item, timeout=0.1)
-                return True
-        return False
-
-    def run() -> None:
-        try:
-            for c in chunks:
-                if not put(("chunk", c)):
-                    return
-            put(("end", None))
-        except BaseException as e:  # handed to the consuming thread
-            put(("error", e))
-
-    thread = threading.Thread(target=run, name="export-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _temp_beside(path: Path) -> tuple[Path, int]:
     """A new hidden file next to ``path`` (same filesystem, so a rename is atomic)."""
     while True:
@@ -668,7 +633,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check_out(store: Store, out: Path, manifest: Path) -> None:
-    if out.is_dir() or str(out).endswith(os.sep):
+    if out.is_dir():
         raise ExportError(f"{out}: is a folder; give a file name such as {out / 'clean.jsonl'}")
     if not out.parent.is_dir():
         raise ExportError(f"{out}: the folder {out.parent} does not exist; create it first")
@@ -819,19 +784,19 @@ def export(
     }.get(fmt)
 
     builder = _PairRows(fmt, as_text=container != "parquet")
+    plain_line = builder.plain_line if builder.as_text and make_pairs is not None else None
+    extra_records = 0  # records beyond the first of each sample, to count samples out
     writer = _Writer(out, container, gz, fmt)
     try:
         done = 0
-        for chunk in (_prefetched if PIPELINE else iter)(
-            store.export_samples(
-                dataset_id=dataset_id,
-                scorer_id=map_scorer,
-                regions=regions or None,
-                with_record=fmt == "original",
-                score_of=score_of,
-                quoted=builder.as_text and make_pairs is not None,
-                chunk=CHUNK,
-            )
+        for chunk in store.export_samples(
+            dataset_id=dataset_id,
+            scorer_id=map_scorer,
+            regions=regions or None,
+            with_record=fmt == "original",
+            score_of=score_of,
+            quoted=builder.as_text and make_pairs is not None,
+            chunk=CHUNK,
         ):
             rows: list[Any] = []
             selected: list[int] = []
@@ -841,6 +806,12 @@ def export(
                     continue
                 selected.append(sid)
                 d = decisions.get(sid) if apply else None
+                if d is None and plain_line is not None:
+                    line = plain_line(s)
+                    if line is not None:  # the bulk of most datasets: a plain labelled pair
+                        rows.append(line)
+                        datasets_out[s.dataset_id] += 1
+                        continue
                 if d is not None and sid in decided:
                     kind = _decision_kind(s, d)
                     applied[kind] += 1
@@ -862,10 +833,10 @@ def export(
                     if produced:
                         rows.extend(builder.rows(s, pairs))
                 if produced:
-                    report.samples_out += 1
-                    report.records_out += produced
+                    extra_records += produced - 1
                     datasets_out[s.dataset_id] += 1
             report.selected += len(selected)
+            report.records_out += len(rows)
             if selected:
                 ids_hash.update(("".join(f"{i}," for i in selected)).encode())
             writer.write(rows)
@@ -876,6 +847,7 @@ def export(
     except BaseException:
         writer.abort()
         raise
+    report.samples_out = report.records_out - extra_records
 
     report.counts = {
         "samples_in_scope": samples_in,
@@ -887,6 +859,14 @@ def export(
         "records_out": report.records_out,
     }
     report.decisions = dict(applied)
+    if report.selected == 0:
+        report.warnings.append("no sample matched the selection; the file is empty")
+    mixed = sorted({formats[i][0] for i in datasets_out if i in formats})
+    if fmt == "original" and len(mixed) > 1:
+        report.warnings.append(
+            f"the records come in {len(mixed)} input formats ({', '.join(mixed)}); "
+            "to read them back, export each with --dataset NAME"
+        )
     if not_applied:
         report.warnings.append(
             "decisions the format cannot express, left out: "
@@ -969,59 +949,94 @@ def _decision_kind(s: ExportSample, d: DecisionState) -> str:
     if d.action in (Action.FLIP.value, Action.DROP.value):
         return str(d.action)
     if d.best_idx is not None:
-        return "flip" if is_flipped(s.responses, d) else "best"
+        if _labelled(s.responses) is not None:  # naming a pair's rejected one is a flip
+            return "flip" if is_flipped(s.responses, d) else "keep"
+        return "best"
     return "keep"
 
 
-_ONE_USER_TURN = '[{"role": "user", "content": '
+_ONE_USER_TURN = b'[{"role": "user", "content": '
+_ROLE_KEY = b'{"role": '
 
 
-def _number(v: float | None) -> str:
+def _number(v: float | None) -> bytes:
     if v is None or v != v or v in (math.inf, -math.inf):
-        return "null"  # JSON has no NaN or infinity
-    return repr(float(v))
+        return b"null"  # JSON has no NaN or infinity
+    return repr(float(v)).encode()
 
 
 class _PairRows:
-    """Output rows for the pair formats: JSON text lines, or dicts for Parquet."""
+    """Output rows for the pair formats: JSON lines as UTF-8 bytes, or dicts for Parquet.
+
+    For JSON output the store hands over texts already quoted as JSON, in UTF-8 bytes,
+    so the bulk of the data is never decoded into Python strings and encoded again.
+    """
 
     def __init__(self, fmt: str, *, as_text: bool) -> None:
         self.chat = fmt == "trl-chat"
         self.as_text = as_text
+        self.numbers: dict[float | None, bytes] = {}
 
-    def prompt(self, s: ExportSample) -> Any:
-        """The prompt: a string (trl), or the conversation's messages (trl-chat)."""
-        conv = s.conversation
+    def _num(self, v: float | None) -> bytes:
+        text = self.numbers.get(v)
+        if text is None:
+            text = self.numbers[v] = _number(v)
+        return text
+
+    def plain_line(self, s: ExportSample) -> bytes | None:
+        """The line of a one-turn labelled pair, or None for anything less simple."""
+        resp = s.responses
+        if len(resp) != 2 or s.kind != "pair":
+            return None
+        c, r = resp
+        if c[ROLE] != "chosen" or r[ROLE] != "rejected":
+            return None
         if self.chat:
-            return json.loads(conv)
+            return self.rows(s, [(c[TEXT], r[TEXT], c[RATING], r[RATING])])[0]
+        conv = s.conversation
         # the store writes a one-turn conversation with json.dumps' default separators, and
         # '{"role": ' cannot occur inside a JSON string, so this spots one user turn unparsed
-        if conv.startswith(_ONE_USER_TURN) and conv.count('{"role": ') == 1:
-            return s.prompt
-        return prompt_string(json.loads(conv))
+        if not conv.startswith(_ONE_USER_TURN) or conv.count(_ROLE_KEY) != 1:
+            return None
+        num = self._num
+        return (
+            b'{"prompt": %b, "chosen": %b, "rejected": %b, '
+            b'"score_chosen": %b, "score_rejected": %b}'
+            % (
+                s.prompt,
+                c[TEXT],
+                r[TEXT],
+                num(c[RATING]),
+                num(r[RATING]),
+            )
+        )
 
     def rows(self, s: ExportSample, pairs: list[Pair]) -> list[Any]:
-        """One row for each pair of a sample (texts arrive JSON-quoted for text output)."""
+        """One row for each pair of a sample."""
+        conv = s.conversation
         if not self.as_text:
-            prompt = self.prompt(s)
+            if self.chat:
+                prompt: Any = json.loads(conv)
+            elif conv.startswith(_ONE_USER_TURN.decode()) and conv.count('{"role": ') == 1:
+                prompt = s.prompt
+            else:
+                prompt = prompt_string(json.loads(conv))
             return [self._dict(prompt, p) for p in pairs]
-        num = _number
-        if self.chat:
-            conv = s.conversation  # already the messages as JSON text
+        num = self._num
+        if self.chat:  # the conversation is already the messages as JSON
             return [
-                f'{{"prompt": {conv}, "chosen": [{{"role": "assistant", "content": {c}}}], '
-                f'"rejected": [{{"role": "assistant", "content": {r}}}], '
-                f'"score_chosen": {num(sc)}, "score_rejected": {num(sr)}}}'
+                b'{"prompt": %b, "chosen": [{"role": "assistant", "content": %b}], '
+                b'"rejected": [{"role": "assistant", "content": %b}], '
+                b'"score_chosen": %b, "score_rejected": %b}' % (conv, c, r, num(sc), num(sr))
                 for c, r, sc, sr in pairs
             ]
-        conv = s.conversation
-        if conv.startswith(_ONE_USER_TURN) and conv.count('{"role": ') == 1:
+        if conv.startswith(_ONE_USER_TURN) and conv.count(_ROLE_KEY) == 1:
             prompt = s.prompt  # quoted by the store
         else:
-            prompt = encode_basestring(prompt_string(json.loads(conv)))
+            prompt = encode_basestring(prompt_string(json.loads(conv))).encode()
         return [
-            f'{{"prompt": {prompt}, "chosen": {c}, "rejected": {r}, '
-            f'"score_chosen": {num(sc)}, "score_rejected": {num(sr)}}}'
+            b'{"prompt": %b, "chosen": %b, "rejected": %b, '
+            b'"score_chosen": %b, "score_rejected": %b}' % (prompt, c, r, num(sc), num(sr))
             for c, r, sc, sr in pairs
         ]
 
@@ -1050,20 +1065,21 @@ def _original_row(
     formats: dict[int, tuple[str, str | None]],
     container: str,
     not_applied: Counter[str],
-) -> str:
-    raw = s.record or ""
+) -> bytes | str:
+    raw = s.record or b""
     if d is not None:
         fmt, map_spec = formats.get(s.dataset_id, ("", None))
         labelled = _labelled(s.responses) is not None
         if labelled and is_flipped(s.responses, d):
             record = json.loads(raw)
             if flip_record(fmt, record, map_spec):
-                return dumps_like(record, raw)
+                return dumps_like(record, raw.decode("utf-8"))
             not_applied[f"flip_in_{fmt or 'unknown'}_records"] += 1
         elif d.action == Action.FLIP.value:
             not_applied["flip_without_label"] += 1
         elif d.best_idx is not None and not labelled:
             not_applied["best_response_in_original_records"] += 1
-    if "\n" in raw and container != "json":
-        return dumps_like(json.loads(raw), raw)  # a pretty-printed array element: one line
+    if b"\n" in raw and container != "json":
+        # a pretty-printed array element: one line
+        return dumps_like(json.loads(raw), raw.decode("utf-8"))
     return raw

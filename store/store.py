@@ -780,18 +780,21 @@ class Store:
 
         ``scorer_id`` adds each sample's region in that scorer's stored map; ``regions``
         keeps only samples in those regions; ``score_of`` adds that scorer's ok score to
-        every response; ``with_record`` adds the source record verbatim. ``quoted`` gives
-        the prompt and the response texts as JSON string literals, quoted by SQLite (in C,
-        with the GIL released), for a writer that pastes them into JSON lines.
+        every response; ``with_record`` adds the source record verbatim, as UTF-8 bytes.
+        ``quoted`` gives the prompt and the response texts as JSON string literals and the
+        conversation as JSON, all UTF-8 bytes quoted by SQLite, for a writer that pastes
+        them into JSON lines without decoding and encoding every text in Python.
         """
         join, where, params = _export_filter(dataset_id, scorer_id, regions)
         region_col = "st.region" if scorer_id is not None else "NULL"
-        record_col = "s.record" if with_record else "NULL"
-        prompt_col, text_col = "s.prompt", "r.text"
+        record_col = "CAST(s.record AS BLOB)" if with_record else "NULL"
+        conv_col, prompt_col, text_col = "s.conversation", "s.prompt", "r.text"
         if quoted:
-            prompt_col, text_col = "json_quote(s.prompt)", "json_quote(r.text)"
+            conv_col = "CAST(s.conversation AS BLOB)"
+            prompt_col = "CAST(json_quote(s.prompt) AS BLOB)"
+            text_col = "CAST(json_quote(r.text) AS BLOB)"
         sql = (
-            f"SELECT s.id, s.dataset_id, s.kind, s.conversation, {prompt_col}, {record_col},"
+            f"SELECT s.id, s.dataset_id, s.kind, {conv_col}, {prompt_col}, {record_col},"
             f" {region_col} FROM samples s{join}{where}"
             f"{' AND' if where else ' WHERE'} s.id > ? ORDER BY s.id LIMIT ?"
         )
@@ -847,10 +850,11 @@ class ExportSample(NamedTuple):
     id: int
     dataset_id: int
     kind: str
-    conversation: str
-    """The conversation as JSON text."""
-    prompt: str
-    record: str | None
+    conversation: Any
+    """The conversation as JSON text (str; UTF-8 bytes when quoted)."""
+    prompt: Any
+    """The prompt text (str; a JSON string literal in UTF-8 bytes when quoted)."""
+    record: bytes | None
     region: str | None
     responses: list[tuple[Any, ...]]
 
