@@ -16,6 +16,7 @@ Labels (the choices this tool makes where the paper is silent):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -41,7 +42,7 @@ from auditor.model import Action, Region
 
 if TYPE_CHECKING:
     from store import Store
-    from store.store import DecisionState, ExportSample
+    from store.store import DecisionState, ExportSample, ScorerRow
 
 FORMATS: dict[str, str] = {
     "trl": "TRL standard: {prompt, chosen, rejected} strings, one pair per sample "
@@ -59,9 +60,9 @@ RANK_BY = ("annotations", "scorer")
 CHUNK = 2000
 
 Response = tuple[Any, ...]
-"""(sample_id, idx, role, text, model, rating, score) as `Store.export_samples` yields them."""
+"""(sample_id, idx, role, text, rating, score) as `Store.export_samples` yields them."""
 
-IDX, ROLE, TEXT, RATING, SCORE = 1, 2, 3, 5, 6
+IDX, ROLE, TEXT, RATING, SCORE = 1, 2, 3, 4, 5
 
 Pair = tuple[Any, Any, "float | None", "float | None"]
 """One training pair: chosen and rejected text (str, or quoted UTF-8 bytes for JSON output)
@@ -520,8 +521,8 @@ class _Writer:
             self.thread.join()
             self.thread = None
 
-    def commit(self) -> str:
-        """Finish the file, move it into place and return its SHA-256."""
+    def finish(self) -> str:
+        """Complete the temporary file and return its SHA-256; `publish` moves it into place."""
         try:
             if self.container == "parquet":
                 self._finish_parquet()
@@ -537,14 +538,15 @@ class _Writer:
             self.raw.close()
             if self.container == "parquet":  # pyarrow wrote to the file itself
                 with self.tmp.open("rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-            else:
-                digest = self.sink.hash.hexdigest()
-            os.replace(self.tmp, self.out)
+                    return hashlib.file_digest(f, "sha256").hexdigest()
+            return self.sink.hash.hexdigest()
         except BaseException:
             self.abort()
             raise
-        return digest
+
+    def publish(self) -> None:
+        """Rename the finished file over ``out`` (atomic on one filesystem)."""
+        os.replace(self.tmp, self.out)
 
     def _finish_parquet(self) -> None:
         import pyarrow as pa
@@ -592,17 +594,18 @@ def _temp_beside(path: Path) -> tuple[Path, int]:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
+def _write_temp(path: Path, text: str) -> Path:
+    """Write ``text`` to a new temporary file beside ``path``; returns its path."""
     tmp, fd = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -668,25 +671,40 @@ def _tool_version() -> str:
         return __version__
 
 
-def export(
-    store: Store,
-    out_path: str | os.PathLike[str],
-    options: ExportOptions,
-    *,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ExportReport:
-    """Write the selected samples to ``out_path`` in ``options.format`` and a manifest beside it.
+@dataclass(slots=True)
+class _Plan:
+    """A checked export: where to write, what to read, the scorer and its map."""
 
-    ``on_progress(done, total)`` is called after every chunk of samples; an exception
-    raised from it (or anywhere) stops the export and leaves any earlier file untouched.
-    Raises `ExportError` on bad input.
-    """
+    out: Path
+    manifest_path: Path
+    container: str
+    gz: bool
+    regions: list[str]
+    dataset_id: int | None
+    scorer: ScorerRow | None
+    map_scorer: int | None
+    """The scorer whose map selects regions (None: no region selection)."""
+    score_of: int | None
+    """The scorer whose scores rank multi-response samples (None: the annotations)."""
+    thresholds: dict[str, Any] | None
+    region_counts: dict[str, int]
+    decisions: dict[int, DecisionState]
+    decided: set[int]
+    """Samples with a flip, drop, keep or named best response."""
+    only: set[int] | None
+    """Sample ids to keep (random third, reviewed only); None keeps all."""
+    samples_in: int
+    total: int
+    formats: dict[int, tuple[str, str | None]]
+    """Dataset id -> (input format, --map spec)."""
+
+
+def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
+    """Check the options against the database; raises `ExportError` with what to do."""
     from store import StoreError
 
-    started = time.perf_counter()
-    fmt = options.format
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if options.format not in FORMATS:
+        raise ExportError(f"unknown format {options.format!r}; use one of {', '.join(FORMATS)}")
     if options.rank_by not in RANK_BY:
         raise ExportError(f"unknown --rank-by {options.rank_by!r}; use {' or '.join(RANK_BY)}")
     regions = _canonical_regions(options.regions)
@@ -699,7 +717,6 @@ def export(
     if options.paper_subset:
         regions = [Region.HIGH_AVG.value]
 
-    out = Path(out_path)
     manifest_path = Path(f"{out}.manifest.json")
     container, gz = _container(out)
     _check_out(store, out, manifest_path)
@@ -719,12 +736,9 @@ def export(
             scorer = store.find_scorer(options.scorer)
         except StoreError as e:
             raise ExportError(str(e)) from None
-    map_scorer = scorer.id if needs_map and scorer is not None else None
-    score_of = scorer.id if options.rank_by == "scorer" and scorer is not None else None
     thresholds = None
     region_counts: dict[str, int] = {}
-    if needs_map:
-        assert scorer is not None
+    if needs_map and scorer is not None:
         from auditor.analysis import ensure_map
 
         thresholds = ensure_map(store, scorer.id)
@@ -737,211 +751,284 @@ def export(
                 f"({scorer.config_hash}), because no sample has every response scored. "
                 "Run `auditor score` first, or pick another scorer with --scorer"
             )
+    map_scorer = scorer.id if needs_map and scorer is not None else None
 
-    decisions: dict[int, DecisionState] = {}
-    if options.apply_decisions or options.reviewed_only:
-        decisions = store.decisions()
+    decisions = store.decisions() if options.apply_decisions or options.reviewed_only else {}
     decided = {
         sid
         for sid, d in decisions.items()
         if d.action in (Action.FLIP.value, Action.DROP.value, Action.KEEP.value)
         or d.best_idx is not None
     }
-
     only: set[int] | None = None
-    if options.random_third:
-        assert scorer is not None
-        mapped = store.mapped_sample_ids(scorer.id, dataset_id=dataset_id)
+    if options.random_third and map_scorer is not None:
+        mapped = store.mapped_sample_ids(map_scorer, dataset_id=dataset_id)
         # the paper's baseline: a seeded third of the mapped samples, drawn from them in id order
         only = set(random.Random(options.seed).sample(mapped, round(len(mapped) / 3)))
     if options.reviewed_only:
         only = decided if only is None else only & decided
 
-    samples_in = store.export_count(dataset_id=dataset_id)
-    total = store.export_count(
+    return _Plan(
+        out=out,
+        manifest_path=manifest_path,
+        container=container,
+        gz=gz,
+        regions=regions,
         dataset_id=dataset_id,
-        scorer_id=map_scorer,
-        regions=regions or None,
+        scorer=scorer,
+        map_scorer=map_scorer,
+        score_of=scorer.id if options.rank_by == "scorer" and scorer is not None else None,
+        thresholds=thresholds,
+        region_counts=region_counts,
+        decisions=decisions,
+        decided=decided,
+        only=only,
+        samples_in=store.export_count(dataset_id=dataset_id),
+        total=store.export_count(
+            dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None
+        ),
+        formats={
+            d["id"]: (d["format"], json.loads(d["options"] or "{}").get("map"))
+            for d in store.datasets()
+        },
     )
-    formats = {
-        d["id"]: (d["format"], json.loads(d["options"] or "{}").get("map"))
-        for d in store.datasets()
-    }
 
-    report = ExportReport(str(out), str(manifest_path), fmt, samples_in=samples_in)
-    labeller = _Labeller(options.rank_by, options.seed)
-    applied: Counter[str] = Counter()
-    by_reviewer: dict[str, Counter[str]] = {}
-    not_applied: Counter[str] = Counter()
-    datasets_out: Counter[int] = Counter()
-    ids_hash = hashlib.sha256()
-    apply = options.apply_decisions
-    make_pairs = {
-        "trl": labeller.one,
-        "trl-chat": labeller.one,
-        "pairs-all": labeller.every,
-        "binarized": labeller.binarized,
-    }.get(fmt)
 
-    builder = _PairRows(fmt, as_text=container != "parquet")
-    plain_line = builder.plain_line if builder.as_text and make_pairs is not None else None
-    extra_records = 0  # records beyond the first of each sample, to count samples out
-    writer = _Writer(out, container, gz, fmt)
+class _Exporter:
+    """Turns chunks of samples into output rows and counts what it did."""
+
+    def __init__(self, plan: _Plan, options: ExportOptions) -> None:
+        self.plan = plan
+        self.options = options
+        self.apply = options.apply_decisions
+        self.labeller = _Labeller(options.rank_by, options.seed)
+        self.make_pairs = {
+            "trl": self.labeller.one,
+            "trl-chat": self.labeller.one,
+            "pairs-all": self.labeller.every,
+            "binarized": self.labeller.binarized,
+        }.get(options.format)
+        self.builder = _PairRows(options.format, as_text=plan.container != "parquet")
+        self.plain_line = (
+            self.builder.plain_line
+            if self.builder.as_text and self.make_pairs is not None
+            else None
+        )
+        self.selected = 0
+        self.records = 0
+        self.extra_records = 0
+        """Records beyond the first of each sample, so samples out = records - extra."""
+        self.applied: Counter[str] = Counter()
+        self.by_reviewer: dict[str, Counter[str]] = {}
+        self.not_applied: Counter[str] = Counter()
+        self.datasets_out: Counter[int] = Counter()
+        self.ids_hash = hashlib.sha256()
+
+    @property
+    def quoted(self) -> bool:
+        """Whether rows are built from texts the store quotes as JSON."""
+        return self.builder.as_text and self.make_pairs is not None
+
+    def rows(self, chunk: list[ExportSample]) -> list[Any]:
+        """The output rows of one chunk of samples."""
+        plan = self.plan
+        rows: list[Any] = []
+        selected: list[int] = []
+        only, decisions, decided = plan.only, plan.decisions, plan.decided
+        plain_line, datasets_out = self.plain_line, self.datasets_out
+        for s in chunk:
+            sid = s.id
+            if only is not None and sid not in only:
+                continue
+            selected.append(sid)
+            d = decisions.get(sid) if self.apply else None
+            if d is None and plain_line is not None:
+                line = plain_line(s)
+                if line is not None:  # the bulk of most datasets: a plain labelled pair
+                    rows.append(line)
+                    datasets_out[s.dataset_id] += 1
+                    continue
+            if d is not None and sid in decided:
+                kind = _decision_kind(s, d)
+                self.applied[kind] += 1
+                self.by_reviewer.setdefault(d.reviewer or "?", Counter())[kind] += 1
+                if d.action == Action.DROP.value:
+                    continue
+            if self.make_pairs is None:
+                rows.append(_original_row(s, d, plan.formats, plan.container, self.not_applied))
+                produced = 1
+            else:
+                pairs = self.make_pairs(s, d)
+                if d is not None and d.action == Action.FLIP.value and not _labelled(s.responses):
+                    self.not_applied["flip_without_label"] += 1
+                produced = len(pairs)
+                rows.extend(self.builder.rows(s, pairs) if produced else ())
+            if produced:
+                self.extra_records += produced - 1
+                datasets_out[s.dataset_id] += 1
+        self.selected += len(selected)
+        self.records += len(rows)
+        if selected:
+            self.ids_hash.update("".join(f"{i}," for i in selected).encode())
+        return rows
+
+    def report(self, seconds: float) -> ExportReport:
+        """What was exported, with warnings about what was left out."""
+        plan, why_none = self.plan, self.labeller.why_none
+        report = ExportReport(
+            str(plan.out),
+            str(plan.manifest_path),
+            self.options.format,
+            samples_in=plan.samples_in,
+            selected=self.selected,
+            samples_out=self.records - self.extra_records,
+            records_out=self.records,
+            seconds=seconds,
+            decisions=dict(self.applied),
+        )
+        report.counts = {
+            "samples_in_scope": plan.samples_in,
+            "in_selected_regions": plan.total,
+            "selected": report.selected,
+            "dropped_by_decision": self.applied.get("drop", 0),
+            **{f"no_pair_{k}": v for k, v in sorted(why_none.items())},
+            "samples_out": report.samples_out,
+            "records_out": report.records_out,
+        }
+        if report.selected == 0:
+            report.warnings.append("no sample matched the selection; the file is empty")
+        mixed = sorted({plan.formats[i][0] for i in self.datasets_out if i in plan.formats})
+        if self.options.format == "original" and len(mixed) > 1:
+            report.warnings.append(
+                f"the records come in {len(mixed)} input formats ({', '.join(mixed)}); "
+                "to read them back, export each with --dataset NAME"
+            )
+        if self.not_applied:
+            report.warnings.append(
+                "decisions the format cannot express, left out: "
+                + ", ".join(
+                    f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.not_applied.items())
+                )
+            )
+        if why_none:
+            hint = why_none.get("unscored") and self.options.rank_by == "annotations"
+            report.warnings.append(
+                "samples that gave no pair: "
+                + ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in sorted(why_none.items()))
+                + (" (try --rank-by scorer)" if hint else "")
+            )
+        return report
+
+    def manifest(self, store: Store, report: ExportReport, digest: str) -> dict[str, Any]:
+        """Everything needed to trust and rebuild the file."""
+        plan, options, scorer = self.plan, self.options, self.plan.scorer
+        # pinned to the scorer used, which "the newest" may not be next time
+        pinned = dataclasses.replace(options, scorer=scorer.config_hash if scorer else None)
+        return {
+            "tool": {"name": "alignment-auditor", "version": _tool_version()},
+            "command_line": options.command_line or options.as_cli(plan.out, store.path),
+            "rebuild_with": pinned.as_cli(plan.out, store.path),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "output": {
+                "path": str(plan.out),
+                "format": options.format,
+                "container": plan.container,
+                "gzip": plan.gz,
+                "sha256": digest,
+                "records": report.records_out,
+            },
+            "database": str(store.path),
+            "sources": [
+                {
+                    "name": d["name"],
+                    "source_path": d["source_path"],
+                    "format": d["format"],
+                    "content_hash": d["content_hash"],
+                    "samples_exported": self.datasets_out.get(d["id"], 0),
+                }
+                for d in store.datasets()
+                if plan.dataset_id is None or d["id"] == plan.dataset_id
+            ],
+            "scorer": None
+            if scorer is None
+            else {
+                "name": scorer.name,
+                "kind": scorer.kind,
+                "config": scorer.config,
+                "config_hash": scorer.config_hash,
+            },
+            "map": None
+            if plan.thresholds is None
+            else {"thresholds": plan.thresholds, "region_counts": plan.region_counts},
+            "selection": {
+                "regions": plan.regions,
+                "paper_subset": options.paper_subset,
+                "random_third": options.random_third,
+                "seed": options.seed,
+                "dataset": options.dataset,
+                "reviewed_only": options.reviewed_only,
+                "decisions": "applied" if self.apply else "ignored",
+                "rank_by": options.rank_by,
+                "sample_ids_sha256": self.ids_hash.hexdigest(),
+            },
+            "counts": report.counts,
+            "decisions": {
+                "applied": dict(self.applied),
+                "by_reviewer": {k: dict(v) for k, v in sorted(self.by_reviewer.items())},
+                "not_applied": dict(self.not_applied),
+            },
+            "warnings": report.warnings,
+            "seconds": round(report.seconds, 3),
+        }
+
+
+def export(
+    store: Store,
+    out_path: str | os.PathLike[str],
+    options: ExportOptions,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExportReport:
+    """Write the selected samples to ``out_path`` in ``options.format`` and a manifest beside it.
+
+    ``on_progress(done, total)`` is called after every chunk of samples; an exception
+    raised from it (or anywhere) stops the export and leaves any earlier file untouched.
+    Raises `ExportError` on bad input.
+    """
+    started = time.perf_counter()
+    plan = _plan(store, Path(out_path), options)
+    run = _Exporter(plan, options)
+    writer = _Writer(plan.out, plan.container, plan.gz, options.format)
     try:
         done = 0
         for chunk in store.export_samples(
-            dataset_id=dataset_id,
-            scorer_id=map_scorer,
-            regions=regions or None,
-            with_record=fmt == "original",
-            score_of=score_of,
-            quoted=builder.as_text and make_pairs is not None,
+            dataset_id=plan.dataset_id,
+            scorer_id=plan.map_scorer,
+            regions=plan.regions or None,
+            with_record=options.format == "original",
+            score_of=plan.score_of,
+            quoted=run.quoted,
             chunk=CHUNK,
         ):
-            rows: list[Any] = []
-            selected: list[int] = []
-            for s in chunk:
-                sid = s.id
-                if only is not None and sid not in only:
-                    continue
-                selected.append(sid)
-                d = decisions.get(sid) if apply else None
-                if d is None and plain_line is not None:
-                    line = plain_line(s)
-                    if line is not None:  # the bulk of most datasets: a plain labelled pair
-                        rows.append(line)
-                        datasets_out[s.dataset_id] += 1
-                        continue
-                if d is not None and sid in decided:
-                    kind = _decision_kind(s, d)
-                    applied[kind] += 1
-                    by_reviewer.setdefault(d.reviewer or "?", Counter())[kind] += 1
-                    if d.action == Action.DROP.value:
-                        continue
-                if make_pairs is None:
-                    rows.append(_original_row(s, d, formats, container, not_applied))
-                    produced = 1
-                else:
-                    pairs = make_pairs(s, d)
-                    if (
-                        d is not None
-                        and d.action == Action.FLIP.value
-                        and not _labelled(s.responses)
-                    ):
-                        not_applied["flip_without_label"] += 1
-                    produced = len(pairs)
-                    if produced:
-                        rows.extend(builder.rows(s, pairs))
-                if produced:
-                    extra_records += produced - 1
-                    datasets_out[s.dataset_id] += 1
-            report.selected += len(selected)
-            report.records_out += len(rows)
-            if selected:
-                ids_hash.update(("".join(f"{i}," for i in selected)).encode())
-            writer.write(rows)
+            writer.write(run.rows(chunk))
             done += len(chunk)
             if on_progress is not None:
-                on_progress(done, total)
-        digest = writer.commit()
+                on_progress(done, plan.total)
+        digest = writer.finish()
+        report = run.report(time.perf_counter() - started)
+        text = json.dumps(run.manifest(store, report, digest), indent=2, ensure_ascii=False)
+        manifest_tmp = _write_temp(plan.manifest_path, text + "\n")
+        # both files are complete before either is renamed: only the moment between the
+        # two renames can leave a new file beside an older manifest
+        try:
+            writer.publish()
+            os.replace(manifest_tmp, plan.manifest_path)
+        except BaseException:
+            manifest_tmp.unlink(missing_ok=True)
+            raise
     except BaseException:
         writer.abort()
         raise
-    report.samples_out = report.records_out - extra_records
-
-    report.counts = {
-        "samples_in_scope": samples_in,
-        "in_selected_regions": total,
-        "selected": report.selected,
-        "dropped_by_decision": applied.get("drop", 0),
-        **{f"no_pair_{k}": v for k, v in sorted(labeller.why_none.items())},
-        "samples_out": report.samples_out,
-        "records_out": report.records_out,
-    }
-    report.decisions = dict(applied)
-    if report.selected == 0:
-        report.warnings.append("no sample matched the selection; the file is empty")
-    mixed = sorted({formats[i][0] for i in datasets_out if i in formats})
-    if fmt == "original" and len(mixed) > 1:
-        report.warnings.append(
-            f"the records come in {len(mixed)} input formats ({', '.join(mixed)}); "
-            "to read them back, export each with --dataset NAME"
-        )
-    if not_applied:
-        report.warnings.append(
-            "decisions the format cannot express, left out: "
-            + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(not_applied.items()))
-        )
-    if labeller.why_none:
-        report.warnings.append(
-            "samples that gave no pair: "
-            + ", ".join(
-                f"{n:,} {k.replace('_', ' ')}" for k, n in sorted(labeller.why_none.items())
-            )
-            + (
-                " (try --rank-by scorer)"
-                if labeller.why_none.get("unscored") and options.rank_by == "annotations"
-                else ""
-            )
-        )
-    report.seconds = time.perf_counter() - started
-    manifest = {
-        "tool": {"name": "alignment-auditor", "version": _tool_version()},
-        "command_line": options.command_line or options.as_cli(out, store.path),
-        "rebuild_with": options.as_cli(out, store.path),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "output": {
-            "path": str(out),
-            "format": fmt,
-            "container": container,
-            "gzip": gz,
-            "sha256": digest,
-            "records": report.records_out,
-        },
-        "database": str(store.path),
-        "sources": [
-            {
-                "name": d["name"],
-                "source_path": d["source_path"],
-                "format": d["format"],
-                "content_hash": d["content_hash"],
-                "samples_exported": datasets_out.get(d["id"], 0),
-            }
-            for d in store.datasets()
-            if (dataset_id is None or d["id"] == dataset_id)
-        ],
-        "scorer": None
-        if scorer is None
-        else {
-            "name": scorer.name,
-            "kind": scorer.kind,
-            "config": scorer.config,
-            "config_hash": scorer.config_hash,
-        },
-        "map": None
-        if thresholds is None
-        else {"thresholds": thresholds, "region_counts": region_counts},
-        "selection": {
-            "regions": regions,
-            "paper_subset": options.paper_subset,
-            "random_third": options.random_third,
-            "seed": options.seed,
-            "dataset": options.dataset,
-            "reviewed_only": options.reviewed_only,
-            "decisions": "applied" if apply else "ignored",
-            "rank_by": options.rank_by,
-            "sample_ids_sha256": ids_hash.hexdigest(),
-        },
-        "counts": report.counts,
-        "decisions": {
-            "applied": dict(applied),
-            "by_reviewer": {k: dict(v) for k, v in sorted(by_reviewer.items())},
-            "not_applied": dict(not_applied),
-        },
-        "warnings": report.warnings,
-        "seconds": round(report.seconds, 3),
-    }
-    _write_text_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return report
 
 

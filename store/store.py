@@ -799,11 +799,11 @@ class Store:
             f"{' AND' if where else ' WHERE'} s.id > ? ORDER BY s.id LIMIT ?"
         )
         if score_of is None:
-            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.model, r.rating, NULL"
+            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.rating, NULL"
             rsql += " FROM responses r"
             rparams: list[Any] = []
         else:
-            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.model, r.rating, sc.value"
+            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.rating, sc.value"
             rsql += (
                 " FROM responses r LEFT JOIN scores sc ON sc.response_id = r.id"
                 " AND sc.scorer_id = ? AND sc.status = 'ok'"
@@ -844,7 +844,7 @@ def _state_dict(state: DecisionState) -> dict[str, Any]:
 class ExportSample(NamedTuple):
     """A sample as the export reads it.
 
-    ``responses`` hold (sample_id, idx, role, text, model, rating, score) in idx order.
+    ``responses`` hold (sample_id, idx, role, text, rating, score) in idx order.
     """
 
     id: int

@@ -37,8 +37,10 @@ def test_paper_subset_prints_a_summary_and_writes_a_manifest(
     assert f"{out}: 268 records (trl) from 268 of 268 selected samples (805 in scope)" in text
     assert len(out.read_text().splitlines()) == 268
     manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    # the rebuild command pins the scorer that made the map
+    pinned = manifest["scorer"]["config_hash"]
     assert manifest["rebuild_with"] == (
-        f"auditor export {out} --format trl --db {scored_db} --paper-subset"
+        f"auditor export {out} --format trl --db {scored_db} --paper-subset --scorer {pinned}"
     )
     assert manifest["selection"]["paper_subset"] is True
 
