@@ -457,3 +457,121 @@ def test_an_input_file_is_never_overwritten(store: Store, tmp_path: Path) -> Non
         export(store, tmp_path, ExportOptions())
     with pytest.raises(ExportError, match=r"drop the \.gz"):
         export(store, tmp_path / "x.parquet.gz", ExportOptions())
+
+
+# -- formats without shared real data: synthetic records, the same promise ------------------
+
+
+SYNTHETIC = {
+    "trl-chat": {
+        "prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Q{i}"}],
+        "chosen": [{"role": "assistant", "content": "good {i}"}],
+        "rejected": [{"role": "assistant", "content": "bad {i}"}],
+        "score_chosen": 9,
+        "score_rejected": 2,
+        "chosen_model": "m-good",
+        "rejected_model": "m-bad",
+    },
+    "sharegpt": {
+        "conversations": [{"from": "human", "value": "Q{i}"}],
+        "chosen": {"from": "gpt", "value": "good {i}"},
+        "rejected": {"from": "gpt", "value": "bad {i}"},
+    },
+    "ultrafeedback": {
+        "instruction": "Q{i}",
+        "completions": [
+            {
+                "model": f"m{k}",
+                "response": f"answer {k} to {{i}}",
+                "annotations": {"helpfulness": {"Rating": str(k + 1), "Rationale": "-"}},
+                "fine-grained_score": k + 1.5,
+                "overall_score": k,
+            }
+            for k in range(4)
+        ],
+    },
+}
+
+
+def _write_synthetic(path: Path, fmt: str, n: int = 6) -> None:
+    template = json.dumps(SYNTHETIC[fmt], ensure_ascii=False)
+    path.write_text(
+        "".join(template.replace("{i}", str(i)) + "\n" for i in range(n)), encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["trl-chat", "sharegpt"])
+def test_synthetic_pair_formats_flip_in_their_original_records(
+    store: Store, tmp_path: Path, fmt: str
+) -> None:
+    source = tmp_path / f"{fmt}.jsonl"
+    _write_synthetic(source, fmt)
+    ingest_file(store, source)
+    ids = store.sample_ids()
+    store.decide(ids[1], "flip", "ana")
+    out = tmp_path / "out.jsonl"
+    export(store, out, ExportOptions(format="original"))
+    lines = out.read_text().splitlines()
+    assert lines[0] == source.read_text().splitlines()[0]
+    again = reingest(tmp_path, out)
+    before, after = samples(store), samples(again)
+    assert pair(after[1]) == tuple(reversed(pair(before[1])))
+    assert [s["conversation"] for s in after] == [s["conversation"] for s in before]
+    if fmt == "trl-chat":
+        flipped = json.loads(lines[1])
+        assert flipped["chosen_model"] == "m-bad" and flipped["score_chosen"] == 9
+    again.close()
+
+
+def test_ultrafeedback_best_choice_reaches_the_pair_formats_not_the_record(
+    store: Store, tmp_path: Path
+) -> None:
+    source = tmp_path / "uf.jsonl"
+    _write_synthetic(source, "ultrafeedback")
+    ingest_file(store, source)
+    first = store.sample_ids()[0]
+    store.decide(first, "keep", "ana", best_idx=0)
+    original = tmp_path / "uf-out.jsonl"
+    report = export(store, original, ExportOptions(format="original"))
+    assert original.read_bytes() == source.read_bytes()
+    assert any("best response in original records" in w for w in report.warnings)
+    pairs_out = tmp_path / "pairs.jsonl"
+    export(store, pairs_out, ExportOptions(format="pairs-all"))
+    rows = [json.loads(line) for line in pairs_out.read_text().splitlines()]
+    q0 = [r for r in rows if r["prompt"] == "Q0"]
+    # the named best (answer 0, the lowest rated) beats the three others; they keep their order
+    assert sorted((r["chosen"], r["rejected"]) for r in q0) == sorted(
+        [("answer 0 to 0", f"answer {k} to 0") for k in (1, 2, 3)]
+        + [(f"answer {a} to 0", f"answer {b} to 0") for a, b in ((2, 1), (3, 1), (3, 2))]
+    )
+    q1 = [r for r in rows if r["prompt"] == "Q1"]
+    assert len(q1) == 6 and all(r["score_chosen"] > r["score_rejected"] for r in q1)
+
+
+def test_a_mapped_dataset_flips_at_its_map_paths(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "qa.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps(
+                {"question": f"Q{i}", "answers": [{"text": f"good {i}"}, {"text": f"bad {i}"}]}
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    spec = "prompt=question,chosen=answers.0.text,rejected=answers.1.text"
+    ingest_file(store, source, map_spec=spec)
+    store.decide(store.sample_ids()[2], "flip", "ana")
+    out = tmp_path / "out.jsonl"
+    export(store, out, ExportOptions(format="original"))
+    third = json.loads(out.read_text().splitlines()[2])
+    assert third == {"question": "Q2", "answers": [{"text": "bad 2"}, {"text": "good 2"}]}
+
+
+def test_trl_to_a_json_array_reads_back(store: Store, tmp_path: Path) -> None:
+    ingest_file(store, shared_file(UF_TRL))
+    out = tmp_path / "trl.json.gz"
+    export(store, out, ExportOptions(format="trl"))
+    again = reingest(tmp_path, out)
+    assert [pair(s) for s in samples(again)] == [pair(s) for s in samples(store)]
+    again.close()
