@@ -1001,6 +1001,8 @@ def export(
     writer = _Writer(plan.out, plan.container, plan.gz, options.format)
     try:
         done = 0
+        if on_progress is not None:
+            on_progress(0, plan.total)
         for chunk in store.export_samples(
             dataset_id=plan.dataset_id,
             scorer_id=plan.map_scorer,

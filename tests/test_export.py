@@ -431,7 +431,8 @@ def test_an_interrupted_export_leaves_the_earlier_file(store: Store, tmp_path: P
     out.write_text("earlier export\n")
 
     def interrupt(done: int, total: int) -> None:
-        raise KeyboardInterrupt
+        if done:  # after the first chunk went to the temporary file
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         export(store, out, ExportOptions(), on_progress=interrupt)
@@ -442,6 +443,15 @@ def test_an_interrupted_export_leaves_the_earlier_file(store: Store, tmp_path: P
         "audit.db-wal",
         "clean.jsonl",
     ]
+
+
+def test_progress_counts_up_to_the_total(store: Store, tmp_path: Path) -> None:
+    ingest_file(store, shared_file(HH))
+    calls: list[tuple[int, int]] = []
+    export(
+        store, tmp_path / "x.jsonl", ExportOptions(), on_progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(0, 2312), (2000, 2312), (2312, 2312)]
 
 
 def test_an_input_file_is_never_overwritten(store: Store, tmp_path: Path) -> None:
