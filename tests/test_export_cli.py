@@ -65,7 +65,7 @@ def test_region_names_ignore_case(runner: CliRunner, scored_db: Path, tmp_path: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--region", "Middle"], "Invalid value for '--region'"),
+        (["--region", "Middle"], "unknown region 'Middle'; the map's regions are HighAvg"),
         (["--scorer", "judge-9"], "no scorer named 'judge-9'"),
         (["--paper-subset", "--random-third"], "pick one"),
         (["--random-third", "--region", "HighAvg"], "leave out --region"),

@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from auditor.cli import db_option, fail, open_store
-from auditor.model import Region
 
 FORMAT_NAMES = ("trl", "trl-chat", "original", "pairs-all", "binarized")
 
@@ -35,8 +34,9 @@ FORMAT_NAMES = ("trl", "trl-chat", "original", "pairs-all", "binarized")
     "--region",
     "regions",
     multiple=True,
-    type=click.Choice([r.value for r in Region], case_sensitive=False),
-    help="Keep samples in this region of the map (repeat for several).",
+    metavar="NAME",
+    help="Keep samples in this region of the map: HighAvg, LowAvg or HighVar (any case; "
+    "repeat for several).",
 )
 @click.option(
     "--paper-subset", is_flag=True, help="The HighAvg third: the paper's selected subset."
