@@ -837,7 +837,7 @@ class _Exporter:
         only, decisions, decided = plan.only, plan.decisions, plan.decided
         plain_line, datasets_out = self.plain_line, self.datasets_out
         for s in chunk:
-            sid = s.id
+            sid = s[0]
             if only is not None and sid not in only:
                 continue
             selected.append(sid)
@@ -1046,6 +1046,7 @@ def _decision_kind(s: ExportSample, d: DecisionState) -> str:
 
 _ONE_USER_TURN = b'[{"role": "user", "content": '
 _ROLE_KEY = b'{"role": '
+_PLAIN = b'{"prompt": %b, "chosen": %b, "rejected": %b, "score_chosen": %b, "score_rejected": %b}'
 
 
 def _number(v: float | None) -> bytes:
@@ -1074,30 +1075,28 @@ class _PairRows:
 
     def plain_line(self, s: ExportSample) -> bytes | None:
         """The line of a one-turn labelled pair, or None for anything less simple."""
-        resp = s.responses
-        if len(resp) != 2 or s.kind != "pair":
+        # indexes, not field names: this runs once per sample of a million-pair export
+        resp = s[7]
+        if len(resp) != 2 or s[2] != "pair":
             return None
         c, r = resp
         if c[ROLE] != "chosen" or r[ROLE] != "rejected":
             return None
         if self.chat:
             return self.rows(s, [(c[TEXT], r[TEXT], c[RATING], r[RATING])])[0]
-        conv = s.conversation
+        conv = s[3]
         # the store writes a one-turn conversation with json.dumps' default separators, and
         # '{"role": ' cannot occur inside a JSON string, so this spots one user turn unparsed
         if not conv.startswith(_ONE_USER_TURN) or conv.count(_ROLE_KEY) != 1:
             return None
-        num = self._num
-        return (
-            b'{"prompt": %b, "chosen": %b, "rejected": %b, '
-            b'"score_chosen": %b, "score_rejected": %b}'
-            % (
-                s.prompt,
-                c[TEXT],
-                r[TEXT],
-                num(c[RATING]),
-                num(r[RATING]),
-            )
+        numbers = self.numbers
+        sc, sr = c[RATING], r[RATING]
+        return _PLAIN % (
+            s[4],
+            c[TEXT],
+            r[TEXT],
+            numbers.get(sc) or self._num(sc),
+            numbers.get(sr) or self._num(sr),
         )
 
     def rows(self, s: ExportSample, pairs: list[Pair]) -> list[Any]:
