@@ -283,8 +283,7 @@ _HH_NAMES = {"user": "Human", "assistant": "Assistant"}
 
 
 def prompt_string(conversation: list[dict[str, str]]) -> str:
-    """A single user turn as its text; a longer conversation as an HH transcript ending in
-    ``\\n\\nAssistant:`` (TRL's standard format has one prompt string)."""
+    """One prompt string: a lone user turn as is, else an HH transcript ending in Assistant:."""
     if len(conversation) == 1 and conversation[0]["role"] == "user":
         return conversation[0]["content"]
     parts = [
