@@ -9,12 +9,13 @@ import json
 import os
 import sqlite3
 import threading
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlite_utils
 
@@ -841,7 +842,7 @@ def _state_dict(state: DecisionState) -> dict[str, Any]:
 # -- export ---------------------------------------------------------------------------
 
 
-class ExportSample(NamedTuple):
+class ExportSample(typing.NamedTuple):
     """A sample as the export reads it.
 
     ``responses`` hold (sample_id, idx, role, text, rating, score) in idx order.
