@@ -847,21 +847,25 @@ class _Exporter:
                     rows.append(line)
                     datasets_out[s.dataset_id] += 1
                     continue
+            kind = None
             if d is not None and sid in decided:
                 kind = _decision_kind(s, d)
-                self.applied[kind] += 1
-                self.by_reviewer.setdefault(d.reviewer or "?", Counter())[kind] += 1
                 if d.action == Action.DROP.value:
+                    self._applied(kind, d)
                     continue
             if self.make_pairs is None:
-                rows.append(_original_row(s, d, plan.formats, plan.container, self.not_applied))
+                row, applied = _original_row(s, d, plan.formats, plan.container, self.not_applied)
+                rows.append(row)
                 produced = 1
             else:
                 pairs = self.make_pairs(s, d)
-                if d is not None and d.action == Action.FLIP.value and not _labelled(s.responses):
+                applied = not (kind == "flip" and _labelled(s.responses) is None)
+                if not applied:
                     self.not_applied["flip_without_label"] += 1
                 produced = len(pairs)
                 rows.extend(self.builder.rows(s, pairs) if produced else ())
+            if kind is not None and d is not None and applied:
+                self._applied(kind, d)
             if produced:
                 self.extra_records += produced - 1
                 datasets_out[s.dataset_id] += 1
@@ -870,6 +874,10 @@ class _Exporter:
         if selected:
             self.ids_hash.update("".join(f"{i}," for i in selected).encode())
         return rows
+
+    def _applied(self, kind: str, d: DecisionState) -> None:
+        self.applied[kind] += 1
+        self.by_reviewer.setdefault(d.reviewer or "?", Counter())[kind] += 1
 
     def report(self, seconds: float) -> ExportReport:
         """What was exported, with warnings about what was left out."""
@@ -1152,21 +1160,26 @@ def _original_row(
     formats: dict[int, tuple[str, str | None]],
     container: str,
     not_applied: Counter[str],
-) -> bytes | str:
+) -> tuple[bytes | str, bool]:
+    """The source record with the decision applied, and whether it could be."""
     raw = s.record or b""
+    applied = True
     if d is not None:
         fmt, map_spec = formats.get(s.dataset_id, ("", None))
         labelled = _labelled(s.responses) is not None
         if labelled and is_flipped(s.responses, d):
             record = json.loads(raw)
             if flip_record(fmt, record, map_spec):
-                return dumps_like(record, raw.decode("utf-8"))
+                return dumps_like(record, raw.decode("utf-8")), True
             not_applied[f"flip_in_{fmt or 'unknown'}_records"] += 1
+            applied = False
         elif d.action == Action.FLIP.value:
             not_applied["flip_without_label"] += 1
+            applied = False
         elif d.best_idx is not None and not labelled:
             not_applied["best_response_in_original_records"] += 1
+            applied = False
     if b"\n" in raw and container != "json":
         # a pretty-printed array element: one line
-        return dumps_like(json.loads(raw), raw.decode("utf-8"))
-    return raw
+        return dumps_like(json.loads(raw), raw.decode("utf-8")), applied
+    return raw, applied

@@ -545,8 +545,14 @@ def test_ultrafeedback_best_choice_reaches_the_pair_formats_not_the_record(
     report = export(store, original, ExportOptions(format="original"))
     assert original.read_bytes() == source.read_bytes()
     assert any("best response in original records" in w for w in report.warnings)
+    assert report.decisions == {}  # counted as not applied, never as applied
+    store.decide(store.sample_ids()[1], "flip", "ben")  # a multi-response sample has no label
     pairs_out = tmp_path / "pairs.jsonl"
-    export(store, pairs_out, ExportOptions(format="pairs-all"))
+    report = export(store, pairs_out, ExportOptions(format="pairs-all"))
+    assert report.decisions == {"best": 1}
+    manifest = json.loads(Path(f"{pairs_out}.manifest.json").read_text())
+    assert manifest["decisions"]["not_applied"] == {"flip_without_label": 1}
+    assert manifest["decisions"]["by_reviewer"] == {"ana": {"best": 1}}
     rows = [json.loads(line) for line in pairs_out.read_text().splitlines()]
     q0 = [r for r in rows if r["prompt"] == "Q0"]
     # the named best (answer 0, the lowest rated) beats the three others; they keep their order
