@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
 import threading
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -1068,6 +1071,91 @@ class Store:
             {**dict(zip(keys, r[:5], strict=True)), "request_count": r[5], "meta": json.loads(r[6])}
             for r in rows
         ]
+    # -- export ----------------------------------------------------------------------
+
+    def export_count(
+        self,
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+    ) -> int:
+        """How many samples `export_samples` would yield with the same filters."""
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        return int(self._query(f"SELECT count(*) FROM samples s{join}{where}", params)[0][0])
+
+    def mapped_sample_ids(self, scorer_id: int, *, dataset_id: int | None = None) -> list[int]:
+        """Ids of the samples placed in a region of this scorer's stored map, ascending."""
+        sql = "SELECT st.sample_id FROM sample_stats st"
+        params: list[Any] = [scorer_id]
+        if dataset_id is not None:
+            sql += " JOIN samples s ON s.id = st.sample_id AND s.dataset_id = ?"
+            params.insert(0, dataset_id)
+        sql += " WHERE st.scorer_id = ? AND st.region IS NOT NULL ORDER BY st.sample_id"
+        return [r[0] for r in self._query(sql, params)]
+
+    def export_samples(
+        self,
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+        with_record: bool = False,
+        score_of: int | None = None,
+        quoted: bool = False,
+        chunk: int = 2000,
+    ) -> Iterator[list[ExportSample]]:
+        """Samples with their responses in id order, ``chunk`` at a time (memory stays flat).
+
+        ``scorer_id`` adds each sample's region in that scorer's stored map; ``regions``
+        keeps only samples in those regions; ``score_of`` adds that scorer's ok score to
+        every response; ``with_record`` adds the source record verbatim, as UTF-8 bytes.
+        ``quoted`` gives the prompt and the response texts as JSON string literals and the
+        conversation as JSON, all UTF-8 bytes quoted by SQLite, for a writer that pastes
+        them into JSON lines without decoding and encoding every text in Python.
+        """
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        region_col = "st.region" if scorer_id is not None else "NULL"
+        record_col = "CAST(s.record AS BLOB)" if with_record else "NULL"
+        conv_col, prompt_col, text_col = "s.conversation", "s.prompt", "r.text"
+        if quoted:
+            conv_col = "CAST(s.conversation AS BLOB)"
+            prompt_col = "CAST(json_quote(s.prompt) AS BLOB)"
+            text_col = "CAST(json_quote(r.text) AS BLOB)"
+        sql = (
+            f"SELECT s.id, s.dataset_id, s.kind, {conv_col}, {prompt_col}, {record_col},"
+            f" {region_col} FROM samples s{join}{where}"
+            f"{' AND' if where else ' WHERE'} s.id > ? ORDER BY s.id LIMIT ?"
+        )
+        if score_of is None:
+            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.rating, NULL"
+            rsql += " FROM responses r"
+            rparams: list[Any] = []
+        else:
+            rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.rating, sc.value"
+            rsql += (
+                " FROM responses r LEFT JOIN scores sc ON sc.response_id = r.id"
+                " AND sc.scorer_id = ? AND sc.status = 'ok'"
+            )
+            rparams = [score_of]
+        last = 0
+        while True:
+            rows = self._query(sql, [*params, last, chunk])
+            if not rows:
+                return
+            lo, hi = rows[0][0], rows[-1][0]
+            # a dense id range reads fastest as BETWEEN; a sparse selection names its ids
+            if hi - lo + 1 <= 2 * len(rows):
+                cond, cparams = " WHERE r.sample_id BETWEEN ? AND ?", [lo, hi]
+            else:
+                cond = f" WHERE r.sample_id IN ({','.join('?' * len(rows))})"
+                cparams = [r[0] for r in rows]
+            found = self._query(f"{rsql}{cond} ORDER BY r.sample_id, r.idx", rparams + cparams)
+            responses = {k: list(g) for k, g in itertools.groupby(found, key=itemgetter(0))}
+            none: list[tuple[Any, ...]] = []
+            new = tuple.__new__  # skips NamedTuple's Python-level __new__: a million samples
+            yield [new(ExportSample, (*r, responses.get(r[0], none))) for r in rows]
+            last = hi
 
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:
@@ -1127,3 +1215,40 @@ class BulkWriter:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+# -- export ---------------------------------------------------------------------------
+
+
+class ExportSample(typing.NamedTuple):
+    """A sample as the export reads it.
+
+    ``responses`` hold (sample_id, idx, role, text, rating, score) in idx order.
+    """
+
+    id: int
+    dataset_id: int
+    kind: str
+    conversation: Any
+    """The conversation as JSON text (str; UTF-8 bytes when quoted)."""
+    prompt: Any
+    """The prompt text (str; a JSON string literal in UTF-8 bytes when quoted)."""
+    record: bytes | None
+    region: str | None
+    responses: list[tuple[Any, ...]]
+
+
+def _export_filter(
+    dataset_id: int | None, scorer_id: int | None, regions: Sequence[str] | None
+) -> tuple[str, str, list[Any]]:
+    join, conds, params = "", [], list[Any]()
+    if scorer_id is not None:
+        join = " LEFT JOIN sample_stats st ON st.sample_id = s.id AND st.scorer_id = ?"
+        params.append(scorer_id)
+    if dataset_id is not None:
+        conds.append("s.dataset_id = ?")
+        params.append(dataset_id)
+    if regions is not None:
+        if scorer_id is None:
+            raise StoreError("a region filter needs a scorer's map")
+        conds.append(f"st.region IN ({','.join('?' * len(regions))})")
+        params.extend(regions)
+    return join, (" WHERE " + " AND ".join(conds)) if conds else "", params

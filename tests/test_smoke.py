@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_headless_commands_do_not_import_textual() -> None:
     code = (
         "import sys; from auditor.cli import main\n"
-        "for name in ['ingest', 'info', 'score', 'map', 'suspects']:\n"
+        "for name in ['ingest', 'info', 'score', 'map', 'suspects', 'export']:\n"
         "    main.get_command(None, name)\n"
         "import auditor.ingest, auditor.mapstats, auditor.analysis, auditor.diagnosis, store\n"
+        "import auditor.export\n"
         "assert 'textual' not in sys.modules, 'textual was imported'\n"
         "assert 'plotext' not in sys.modules, 'plotext was imported'\n"
     )
