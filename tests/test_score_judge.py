@@ -254,3 +254,24 @@ def test_no_key_and_no_endpoint_is_a_clear_error_but_a_dry_run_needs_neither(
     result = _cli(db)
     assert result.exit_code == 1 and "OPENAI_API_KEY is not set" in result.output
     assert _cli(db, "--dry-run").exit_code == 0
+
+
+def test_a_custom_rubric_is_used_and_scored_apart(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(tmp_path / "a.db", 2)
+    rubric = tmp_path / "strict.txt"
+    rubric.write_text(
+        "### system\nBe strict.\n### user\n{{conversation}}\n{{responses}}\nLabels: {{labels}}\n",
+        encoding="utf-8",
+    )
+    assert _cli(db).exit_code == 0
+    result = _cli(db, "--template", str(rubric))
+    assert result.exit_code == 0, result.output
+    assert "4 scored this run" in result.output
+    with sqlite3.connect(db) as c:
+        configs = [json.loads(r[0]) for r in c.execute("SELECT config FROM scorers ORDER BY id")]
+    assert [cfg["template"] for cfg in configs] == ["judge_v1", "strict"]
+    assert "api_key" not in json.dumps(configs) and "127.0.0.1" not in json.dumps(configs)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("### user\nno placeholder\n", encoding="utf-8")
+    result = _cli(db, "--template", str(bad))
+    assert result.exit_code == 2 and "{{responses}}" in result.output

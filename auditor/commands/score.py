@@ -363,10 +363,12 @@ def _print_report(store: Any, report: Any, settings: Any, opts: dict[str, Any]) 
     lines.append(f"  coverage: {done:,} of {counts['total']:,} responses have a score")
     click.echo("\n".join(lines))
     if bad:
+        from auditor.scorers.judge import clean
+
         for row in store.failed_scores(store.find_scorer(report.config_hash).id, limit=3):
-            click.echo(
-                f"  response {row['response_id']}: {row['status']}: {row['error']}", err=True
-            )
+            # errors can quote the model's output: shown as plain text, control codes removed
+            error = clean(str(row["error"]))[:300]
+            click.echo(f"  response {row['response_id']}: {row['status']}: {error}", err=True)
         click.echo(
             f"{bad:,} responses failed or were unparsable (kept with their raw output); "
             f"redo them with: {_resume_command()} --retry-failed",
