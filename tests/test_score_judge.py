@@ -275,3 +275,11 @@ def test_a_custom_rubric_is_used_and_scored_apart(fake_openai: Any, tmp_path: Pa
     bad.write_text("### user\nno placeholder\n", encoding="utf-8")
     result = _cli(db, "--template", str(bad))
     assert result.exit_code == 2 and "{{responses}}" in result.output
+
+
+def test_limit_never_splits_a_sample_judged_side_by_side(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(tmp_path / "a.db", 5)
+    result = _cli(db, "--limit", "3")
+    assert "4 scored this run" in result.output  # two whole samples
+    assert fake_openai.requests == 2
+    assert "3 scored this run" in _cli(db, "--limit", "3", "--per-call", "response").output

@@ -75,7 +75,8 @@ DEFAULT_MODEL = "gpt-4o-2024-11-20"
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    help="Score at most N pending responses this run (in sample order).",
+    help="Score at most N pending responses this run (in sample order; a judge rating a "
+    "sample's responses together finishes the last sample).",
 )
 @click.option(
     "--sample",
