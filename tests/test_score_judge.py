@@ -283,3 +283,18 @@ def test_limit_never_splits_a_sample_judged_side_by_side(fake_openai: Any, tmp_p
     assert "4 scored this run" in result.output  # two whole samples
     assert fake_openai.requests == 2
     assert "3 scored this run" in _cli(db, "--limit", "3", "--per-call", "response").output
+
+
+def test_the_progress_bar_counts_every_response(fake_openai: Any, tmp_path: Path) -> None:
+    from auditor.scorers.progress import BarProgress
+
+    db = make_scoring_db(tmp_path / "a.db", 4)
+    bar = BarProgress("judge", enabled=True)
+    seen: list[int] = []
+    original = bar.advance
+    bar.advance = lambda n, stats: (seen.append(n), original(n, stats))  # type: ignore[method-assign]
+    settings = ScoreSettings(model="gpt-4o-mini", progress=bar)
+    with Store(db) as store:
+        report = run_judge(store, settings)
+    assert sum(seen) == 8 and report.statuses == {"ok": 8}
+    assert bar._bar is None  # stopped and left on screen
