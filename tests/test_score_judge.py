@@ -298,3 +298,18 @@ def test_the_progress_bar_counts_every_response(fake_openai: Any, tmp_path: Path
         report = run_judge(store, settings)
     assert sum(seen) == 8 and report.statuses == {"ok": 8}
     assert bar._bar is None  # stopped and left on screen
+
+
+def test_without_a_terminal_progress_is_a_plain_periodic_line(
+    fake_openai: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor.scorers.progress import BarProgress
+
+    db = make_scoring_db(tmp_path / "a.db", 3)
+    settings = ScoreSettings(
+        model="gpt-4o-mini", progress=BarProgress("judge", enabled=False, every=0.0)
+    )
+    with Store(db) as store:
+        run_judge(store, settings)
+    err = capsys.readouterr().err
+    assert "judge: 6/6," in err and "\x1b" not in err
