@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openai  # noqa: F401  (imported here so timed tests do not time its import)
 import pytest
 from click.testing import CliRunner
 
@@ -253,3 +254,62 @@ def test_no_key_and_no_endpoint_is_a_clear_error_but_a_dry_run_needs_neither(
     result = _cli(db)
     assert result.exit_code == 1 and "OPENAI_API_KEY is not set" in result.output
     assert _cli(db, "--dry-run").exit_code == 0
+
+
+def test_a_custom_rubric_is_used_and_scored_apart(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(tmp_path / "a.db", 2)
+    rubric = tmp_path / "strict.txt"
+    rubric.write_text(
+        "### system\nBe strict.\n### user\n{{conversation}}\n{{responses}}\nLabels: {{labels}}\n",
+        encoding="utf-8",
+    )
+    assert _cli(db).exit_code == 0
+    result = _cli(db, "--template", str(rubric))
+    assert result.exit_code == 0, result.output
+    assert "4 scored this run" in result.output
+    with sqlite3.connect(db) as c:
+        configs = [json.loads(r[0]) for r in c.execute("SELECT config FROM scorers ORDER BY id")]
+    assert [cfg["template"] for cfg in configs] == ["judge_v1", "strict"]
+    assert "api_key" not in json.dumps(configs) and "127.0.0.1" not in json.dumps(configs)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("### user\nno placeholder\n", encoding="utf-8")
+    result = _cli(db, "--template", str(bad))
+    assert result.exit_code == 2 and "{{responses}}" in result.output
+
+
+def test_limit_never_splits_a_sample_judged_side_by_side(fake_openai: Any, tmp_path: Path) -> None:
+    db = make_scoring_db(tmp_path / "a.db", 5)
+    result = _cli(db, "--limit", "3")
+    assert "4 scored this run" in result.output  # two whole samples
+    assert fake_openai.requests == 2
+    assert "3 scored this run" in _cli(db, "--limit", "3", "--per-call", "response").output
+
+
+def test_the_progress_bar_counts_every_response(fake_openai: Any, tmp_path: Path) -> None:
+    from auditor.scorers.progress import BarProgress
+
+    db = make_scoring_db(tmp_path / "a.db", 4)
+    bar = BarProgress("judge", enabled=True)
+    seen: list[int] = []
+    original = bar.advance
+    bar.advance = lambda n, stats: (seen.append(n), original(n, stats))  # type: ignore[method-assign]
+    settings = ScoreSettings(model="gpt-4o-mini", progress=bar)
+    with Store(db) as store:
+        report = run_judge(store, settings)
+    assert sum(seen) == 8 and report.statuses == {"ok": 8}
+    assert bar._bar is None  # stopped and left on screen
+
+
+def test_without_a_terminal_progress_is_a_plain_periodic_line(
+    fake_openai: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor.scorers.progress import BarProgress
+
+    db = make_scoring_db(tmp_path / "a.db", 3)
+    settings = ScoreSettings(
+        model="gpt-4o-mini", progress=BarProgress("judge", enabled=False, every=0.0)
+    )
+    with Store(db) as store:
+        run_judge(store, settings)
+    err = capsys.readouterr().err
+    assert "judge: 6/6," in err and "\x1b" not in err

@@ -176,3 +176,22 @@ def test_rate_limiter_paces_tokens() -> None:
         return time.monotonic() - t
 
     assert asyncio.run(run()) == pytest.approx(0.5, abs=0.15)
+
+
+def test_rate_limiter_learns_the_servers_rate_from_429s() -> None:
+    async def run() -> RateLimiter:
+        limiter = RateLimiter()
+        for _ in range(20):
+            await limiter.acquire()  # 20 starts within a second, unpaced
+        return limiter
+
+    limiter = asyncio.run(run())
+    limiter.rate_limited(0.0, in_flight=1)
+    assert limiter.learned is None  # alone in flight: we are not the ones sending too fast
+    limiter.rate_limited(0.0, in_flight=4)
+    assert limiter.learned == pytest.approx(16.0)  # 80 % of the recent start rate
+    limiter.rate_limited(0.0, in_flight=4)
+    assert limiter.learned == pytest.approx(16.0)  # a burst of 429s is one signal
+    for _ in range(10):
+        limiter.succeeded()
+    assert limiter.learned > 16.0

@@ -75,7 +75,8 @@ DEFAULT_MODEL = "gpt-4o-2024-11-20"
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    help="Score at most N pending responses this run (in sample order).",
+    help="Score at most N pending responses this run (in sample order; a judge rating a "
+    "sample's responses together finishes the last sample).",
 )
 @click.option(
     "--sample",
@@ -363,10 +364,12 @@ def _print_report(store: Any, report: Any, settings: Any, opts: dict[str, Any]) 
     lines.append(f"  coverage: {done:,} of {counts['total']:,} responses have a score")
     click.echo("\n".join(lines))
     if bad:
+        from auditor.scorers.judge import clean
+
         for row in store.failed_scores(store.find_scorer(report.config_hash).id, limit=3):
-            click.echo(
-                f"  response {row['response_id']}: {row['status']}: {row['error']}", err=True
-            )
+            # errors can quote the model's output: shown as plain text, control codes removed
+            error = clean(str(row["error"]))[:300]
+            click.echo(f"  response {row['response_id']}: {row['status']}: {error}", err=True)
         click.echo(
             f"{bad:,} responses failed or were unparsable (kept with their raw output); "
             f"redo them with: {_resume_command()} --retry-failed",

@@ -85,11 +85,15 @@ class RateLimiter:
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
 
-    def rate_limited(self, seconds: float) -> None:
-        """The server answered 429: pause everyone, and slow the learned pace down."""
+    def rate_limited(self, seconds: float, in_flight: int = 2) -> None:
+        """The server answered 429: pause everyone, and slow the learned pace down.
+
+        With one request in flight the client cannot be the one sending too fast, so the
+        pause alone answers it.
+        """
         self.pause(seconds)
         now = self.clock()
-        if now - self._cut_at < 1.0:
+        if in_flight <= 1 or now - self._cut_at < 1.0:
             return
         self._cut_at = now
         recent = sum(1 for t in self._starts if now - t <= 1.0)
@@ -99,7 +103,7 @@ class RateLimiter:
     def succeeded(self) -> None:
         """A request went through: creep the learned pace back up."""
         if self.learned is not None:
-            self.learned += max(0.01, self.learned * 0.005)
+            self.learned += max(0.02, self.learned * 0.01)
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (the server said it is over its limit)."""
@@ -245,6 +249,7 @@ class Runner:
         self.stats = RunStats()
         self._reserved = 0.0
         self._stop = False
+        self._in_flight = 0
 
     def _backoff(self, attempt: int) -> float:
         # full jitter: spreads retries of many workers instead of synchronising them
@@ -258,6 +263,13 @@ class Runner:
             return None
         self._reserved += worst
         return worst
+
+    async def _send(self, job: Job) -> Any:
+        self._in_flight += 1
+        try:
+            return await self.client.chat.completions.create(**job.body(self.model))
+        finally:
+            self._in_flight -= 1
 
     async def call(self, job: Job) -> Outcome:
         """One job, retried until it succeeds, fails for good or runs out of attempts."""
@@ -277,7 +289,7 @@ class Runner:
             await self.limiter.acquire(job.est_prompt_tokens + job.max_tokens)
             self.stats.requests += 1
             try:
-                completion = await self.client.chat.completions.create(**job.body(self.model))
+                completion = await self._send(job)
             except APITimeoutError:
                 self.stats.timeouts += 1
                 last = f"timed out after {self.options.timeout:g} s"
@@ -292,7 +304,8 @@ class Runner:
                     self.stats.rate_limited += 1
                     throttled += 1
                     delay = retry_after(e.response.headers) or self._backoff(throttled)
-                    self.limiter.rate_limited(delay)
+                    # counting this request, which has just come back
+                    self.limiter.rate_limited(delay, self._in_flight + 1)
                     last = f"rate limited (429), asked to wait {delay:.2f} s"
                     if throttled < max_throttled:
                         attempt -= 1

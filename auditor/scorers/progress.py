@@ -10,18 +10,24 @@ from auditor.scorers.llm import Progress, RunStats
 
 
 class BarProgress(Progress):
-    """done/total, rate, tokens, dollars and ETA on one line; silent when stderr is not a TTY."""
+    """done/total, rate, tokens, dollars and ETA on one line when stderr is a terminal;
+    otherwise (a log file, CI) a plain line every ``every`` seconds."""
 
-    def __init__(self, label: str, *, enabled: bool | None = None) -> None:
+    def __init__(self, label: str, *, enabled: bool | None = None, every: float = 30.0) -> None:
         self.label = label
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.every = every
         self._bar: Any = None
         self._task: Any = None
         self.started = time.monotonic()
+        self._done = 0
+        self._total = 0
+        self._said_at = self.started
 
     def start(self, total: int) -> None:
         """Show the bar for ``total`` responses."""
-        self.started = time.monotonic()
+        self.started = self._said_at = time.monotonic()
+        self._done, self._total = 0, total
         if not self.enabled:
             return
         from rich.console import Console
@@ -54,9 +60,21 @@ class BarProgress(Progress):
 
     def advance(self, n: int, stats: RunStats) -> None:
         """Move the bar by ``n`` responses and refresh the counters."""
+        self._done += n
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
         if self._bar is None:
+            if not self.enabled and now - self._said_at >= self.every:
+                self._said_at = now
+                print(
+                    f"{self.label}: {self._done:,}/{self._total:,},"
+                    f" {stats.requests / elapsed * 60:,.0f} req/min,"
+                    f" {stats.prompt_tokens + stats.completion_tokens:,} tokens,"
+                    f" ${stats.cost:,.4f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return
-        elapsed = max(time.monotonic() - self.started, 1e-9)
         self._bar.update(
             self._task,
             advance=n,

@@ -256,6 +256,17 @@ def run_judge(
     )
     scorer = store.scorer(f"judge:{settings.model}", "judge", config)
     pending = _pick(store, scorer.id, settings)
+    if per_call == "sample" and settings.limit and len(pending) == settings.limit:
+        # --limit must not split a sample: its responses are judged side by side
+        last = pending[-1].sample_id
+        seen = {p.response_id for p in pending}
+        pending += [
+            p
+            for p in store.pending_responses(
+                scorer.id, retry_failed=settings.retry_failed, sample_ids=[last]
+            )
+            if p.response_id not in seen
+        ]
     if settings.batch:
         covered = _covered_by_batches(store, scorer.id, "judge")
         pending = [p for p in pending if p.response_id not in covered]
