@@ -131,8 +131,6 @@ _M001_INITIAL = """
             thresholds TEXT NOT NULL,
             computed_at TEXT NOT NULL
         );
-        CREATE INDEX responses_sample ON responses(sample_id);
-        CREATE INDEX samples_dataset ON samples(dataset_id, row);
         CREATE INDEX decisions_reviewer ON decisions(reviewer, id);
         CREATE INDEX decisions_sample ON decisions(sample_id, id);
         CREATE INDEX stats_region_mean ON sample_stats(scorer_id, region, mean, sample_id);
