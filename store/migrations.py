@@ -187,5 +187,10 @@ _M002_REVIEW = """
             sample_id INTEGER NOT NULL,
             updated_at TEXT NOT NULL
         );
+        CREATE TABLE map_points (
+            scorer_id INTEGER PRIMARY KEY REFERENCES scorers(id) ON DELETE CASCADE,
+            scores_fingerprint TEXT NOT NULL,
+            points TEXT NOT NULL
+        );
 """
 MIGRATIONS.append(("002_review_queues", _M002_REVIEW))

@@ -875,29 +875,46 @@ class Store:
         return out
 
     def map_points(self, scorer_id: int, limit: int = 3000) -> list[tuple[float, float, str]]:
-        """(var, mean, region) of at most ``limit`` samples spread evenly over the map."""
-        lo, hi, n = self._query(
-            "SELECT min(sample_id), max(sample_id), count(*) FROM sample_stats WHERE scorer_id = ?",
+        """(var, mean, region) of at most ``limit`` samples spread evenly over the map.
+
+        Cached per map (keyed by its scores fingerprint), since picking them from a large
+        map costs a second and the map screen wants them at once.
+        """
+        run = self._query(
+            "SELECT m.scores_fingerprint, p.scores_fingerprint, p.points FROM map_runs m"
+            " LEFT JOIN map_points p ON p.scorer_id = m.scorer_id WHERE m.scorer_id = ?",
             (scorer_id,),
-        )[0]
-        if not n:
+        )
+        if run and run[0][0] == run[0][1]:
+            return [tuple(p) for p in json.loads(run[0][2])]
+        lo = self._query(
+            "SELECT min(sample_id) FROM sample_stats WHERE scorer_id = ?", (scorer_id,)
+        )
+        hi = self._query(
+            "SELECT max(sample_id) FROM sample_stats WHERE scorer_id = ?", (scorer_id,)
+        )
+        if lo[0][0] is None:
             return []
-        if n <= limit:
-            sql = (
-                "SELECT var, mean, region FROM sample_stats WHERE scorer_id = ?"
-                " AND region IS NOT NULL"
-            )
-            return [tuple(r) for r in self._query(sql, (scorer_id,))]
-        step = max(1, (hi - lo + 1) // limit)
-        ids = json.dumps(list(range(lo, hi + 1, step)))
-        return [
-            tuple(r)
+        first, last = int(lo[0][0]), int(hi[0][0])
+        step = max(1, (last - first + 1) // limit)
+        ids = json.dumps(list(range(first, last + 1, step)))
+        points = [
+            (float(r[0]), float(r[1]), str(r[2]))
             for r in self._query(
                 "SELECT var, mean, region FROM sample_stats WHERE scorer_id = ?"
                 " AND sample_id IN (SELECT value FROM json_each(?)) AND region IS NOT NULL",
                 (scorer_id, ids),
             )
         ]
+        if run:
+            with self._lock:
+                self.conn.execute(
+                    "INSERT INTO map_points (scorer_id, scores_fingerprint, points) VALUES (?,?,?)"
+                    " ON CONFLICT (scorer_id) DO UPDATE SET"
+                    " scores_fingerprint=excluded.scores_fingerprint, points=excluded.points",
+                    (scorer_id, run[0][0], json.dumps(points)),
+                )
+        return points
 
     def sample_scores(self, scorer_id: int, sample_id: int) -> dict[int, dict[str, Any]]:
         """Response position -> this scorer's score (value, status, rationale, error)."""
@@ -935,6 +952,15 @@ class Store:
                 "SELECT scorer_id, count(*) FROM scores WHERE status='ok' GROUP BY scorer_id"
             )
         )
+
+    def newest_scored_scorer(self) -> ScorerRow | None:
+        """The newest scorer with at least one ok score (one index probe per scorer)."""
+        for sc in reversed(self.scorers()):
+            if self._query(
+                "SELECT 1 FROM scores WHERE scorer_id = ? AND status = 'ok' LIMIT 1", (sc.id,)
+            ):
+                return sc
+        return None
 
     def count_responses(self) -> int:
         """How many responses the database holds."""

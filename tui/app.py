@@ -72,7 +72,11 @@ class ReviewApp(App[None]):
     def resolve_scorer(self) -> ScorerRow | None:
         """The scorer to show: the one asked for, else the newest with scores (thread-safe)."""
         try:
-            self.scorer = self.store.find_scorer(self.scorer_ref)
+            if self.scorer_ref is None:
+                # find_scorer(None) scans every score; this probes one index entry a scorer
+                self.scorer = self.store.newest_scored_scorer() or self.store.find_scorer(None)
+            else:
+                self.scorer = self.store.find_scorer(self.scorer_ref)
         except StoreError:
             self.scorer = None
         return self.scorer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -63,6 +64,8 @@ class SampleScreen(Screen[int | None]):
         self.diff = False
         self._lock = threading.Lock()
         self._walker: QueueWalker | None = None
+        self.shown_at = 0.0
+        """When the latest sample was drawn (perf_counter), for benchmarks."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -144,6 +147,7 @@ class SampleScreen(Screen[int | None]):
             return
         self.view = message.view
         self.render_view(message.view)
+        self.shown_at = time.perf_counter()
 
     # -- drawing -----------------------------------------------------------------------
 

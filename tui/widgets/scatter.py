@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 # a colour and a distinct marker per region, so the regions still read without colour;
@@ -17,6 +19,17 @@ REGION_STYLE: dict[str, tuple[str, str]] = {
 
 class MapPlot(PlotextPlot):
     """A scatter of (variance, mean) per sample with the region boundaries."""
+
+    painted_at = 0.0
+    """When a map was last drawn (perf_counter), for benchmarks; 0 before the first."""
+
+    _has_map = False
+
+    def render(self) -> RenderResult:
+        result = super().render()
+        if self._has_map:
+            self.painted_at = time.perf_counter()
+        return result
 
     def show_map(self, points: list[tuple[float, float, str]], thresholds: dict[str, Any]) -> None:
         """Plot these points and the thresholds, replacing what was shown."""
@@ -36,4 +49,5 @@ class MapPlot(PlotextPlot):
             plt.plot([0.0, float(var_cut)], [float(mean_cut)] * 2, color="green", marker="braille")
         plt.xlabel("variability (σ²)")
         plt.ylabel("quality (mean)")
+        self._has_map = True
         self.refresh()
