@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.worker import Worker, WorkerState
 
 from store import Store, StoreError
 from store.store import ScorerRow
@@ -64,7 +65,13 @@ class ReviewApp(App[None]):
         self.sub_title = f"reviewer {self.reviewer}"
         self.push_screen(MapScreen())
         if self.poll:
+            self.poll_database()  # the starting point that progress is measured from
             self.set_interval(POLL_SECONDS, self.poll_database)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # workers never crash the app (exit_on_error=False), so say what went wrong
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name}: {event.worker.error}", severity="error", timeout=10)
 
     def on_unmount(self) -> None:
         self.store.close()

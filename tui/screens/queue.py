@@ -35,8 +35,8 @@ class QueueScreen(Screen[None]):
         Binding("t", "cycle_status", "Status", id="queue.status"),
         Binding("D", "cycle_dataset", "Dataset", id="queue.dataset"),
         Binding("slash", "search", "Search", id="queue.search"),
-        Binding("pagedown,right,n", "next_page", "Next page", id="queue.next_page"),
-        Binding("pageup,left,p", "previous_page", "Prev page", id="queue.previous_page"),
+        Binding("n,right", "next_page", "Next page", id="queue.next_page"),
+        Binding("p,left", "previous_page", "Prev page", id="queue.previous_page"),
         Binding("home,g", "first_page", "First page", id="queue.first_page", show=False),
     ]
 
