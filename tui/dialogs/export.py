@@ -17,7 +17,10 @@ REGIONS = ["HighAvg", "LowAvg", "HighVar"]
 def engine_available() -> bool:
     """Whether this build has the export engine (`auditor.export`)."""
     import importlib.util
+    import sys
 
+    if "auditor.export" in sys.modules:
+        return sys.modules["auditor.export"] is not None
     return importlib.util.find_spec("auditor.export") is not None
 
 
