@@ -6,9 +6,11 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select
+from textual.widgets import Button, Input, Label, Select
+
+from tui.widgets.tick import Tick
 
 FORMATS = ["trl", "trl-chat", "original", "pairs-all", "binarized"]
 REGIONS = ["HighAvg", "LowAvg", "HighVar"]
@@ -33,7 +35,7 @@ class ExportDialog(ModalScreen[dict[str, Any] | None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with VerticalScroll(classes="dialog"):
             yield Label("Export a cleaned dataset (Enter in the path exports, Esc cancels)")
             if not engine_available():
                 yield Label("The export engine is not in this build; use `auditor export`.")
@@ -41,13 +43,13 @@ class ExportDialog(ModalScreen[dict[str, Any] | None]):
             yield Select(
                 [(f, f) for f in FORMATS], value="trl", allow_blank=False, id="export-format"
             )
-            yield Checkbox("paper subset (HighAvg third)", id="export-paper")
+            yield Tick("paper subset (HighAvg third)", id="export-paper")
             with Horizontal():
                 for r in REGIONS:
-                    yield Checkbox(r, id=f"export-{r}")
+                    yield Tick(r, id=f"export-{r}")
             with Horizontal():
-                yield Checkbox("apply decisions", value=True, id="export-apply")
-                yield Checkbox("reviewed only", id="export-reviewed")
+                yield Tick("apply decisions", value=True, id="export-apply")
+                yield Tick("reviewed only", id="export-reviewed")
             yield Button("Export", variant="primary", id="export-go")
 
     def on_mount(self) -> None:
@@ -62,10 +64,10 @@ class ExportDialog(ModalScreen[dict[str, Any] | None]):
         return {
             "out": out,
             "format": str(self.query_one("#export-format", Select).value),
-            "paper_subset": self.query_one("#export-paper", Checkbox).value,
-            "regions": [r for r in REGIONS if self.query_one(f"#export-{r}", Checkbox).value],
-            "apply_decisions": self.query_one("#export-apply", Checkbox).value,
-            "reviewed_only": self.query_one("#export-reviewed", Checkbox).value,
+            "paper_subset": self.query_one("#export-paper", Tick).value,
+            "regions": [r for r in REGIONS if self.query_one(f"#export-{r}", Tick).value],
+            "apply_decisions": self.query_one("#export-apply", Tick).value,
+            "reviewed_only": self.query_one("#export-reviewed", Tick).value,
         }
 
     def _submit(self) -> None:
