@@ -150,3 +150,36 @@ def _q(scorer_id: int, region: str | None) -> object:
     from store.review import Queue
 
     return Queue(scorer_id, region, sort="mean")
+
+
+async def test_next_undecided_skips_decided_samples(tmp_path: Path) -> None:
+    db = tmp_path / "u.db"
+    build_pairs(db).close()
+    app = ReviewApp(db, reviewer="una", poll=False, resume=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        queue = app.screen
+        assert isinstance(queue, QueueScreen)
+        order = [r.sample_id for r in queue.rows]
+        await pilot.press("enter")
+        await settle(pilot)
+        sample = app.screen
+        assert isinstance(sample, SampleScreen)
+        for _ in range(3):
+            await pilot.press("k", "n")
+            await settle(pilot)
+        assert sample.current == order[3]
+        await pilot.press("p", "p", "p")
+        await settle(pilot)
+        assert sample.current == order[0]
+        await pilot.press("N")
+        await settle(pilot)
+        assert sample.current == order[3]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert queue.rows[0].sample_id == order[0]  # the rows just above come back too
+        table = queue.query_one("#queue", DataTable)
+        assert queue.rows[table.cursor_row].sample_id == order[3]
+        assert str(table.get_row_at(0)[1]).startswith("✓ keep")

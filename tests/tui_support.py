@@ -66,5 +66,6 @@ def build_pairs(path: Path, n: int = 60, *, hostile: bool = False) -> Store:
 async def settle(pilot: Any, rounds: int = 6) -> None:
     """Wait until the app's workers are done and their messages handled."""
     for _ in range(rounds):
+        await pilot.app.wait_for_writes()
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,7 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from store import Store, StoreError
 from store.store import ScorerRow
-from tui.messages import ScoringProgress
+from tui.messages import ScoringProgress, Undone
 
 POLL_SECONDS = 1.0
 
@@ -53,6 +56,9 @@ class ReviewApp(App[None]):
         self.reviewer = reviewer or os.environ.get("USER") or "reviewer"
         self.poll = poll
         self.resume = resume
+        # decisions, undo and redo are written by one thread, in the order the keys came
+        self._writes: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="decisions", daemon=True)
         self._data_version: int | None = None
         self._scored: dict[int, int] | None = None
         keymap = parse_keymap(os.environ.get("AUDITOR_KEYMAP", ""))
@@ -63,6 +69,7 @@ class ReviewApp(App[None]):
         from tui.screens.map import MapScreen
 
         self.sub_title = f"reviewer {self.reviewer}"
+        self._writer.start()
         self.push_screen(MapScreen())
         if self.poll:
             self.poll_database()  # the starting point that progress is measured from
@@ -74,7 +81,34 @@ class ReviewApp(App[None]):
             self.notify(f"{event.worker.name}: {event.worker.error}", severity="error", timeout=10)
 
     def on_unmount(self) -> None:
+        if self._writer.is_alive():
+            self._writes.put(None)
+            self._writer.join(timeout=5)
         self.store.close()
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def submit_write(self, job: Callable[[], None]) -> None:
+        """Run a store write on the decisions thread, after every write submitted before."""
+        self._writes.put(job)
+
+    async def wait_for_writes(self) -> None:
+        """Return once every submitted write is done (for tests and benchmarks)."""
+        import asyncio
+
+        await asyncio.to_thread(self._writes.join)
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._writes.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except Exception as e:  # a failed write is reported, and the next still runs
+                self.post_message(Undone(None, f"could not save: {e}"))
+            finally:
+                self._writes.task_done()
 
     def resolve_scorer(self) -> ScorerRow | None:
         """The scorer to show: the one asked for, else the newest with scores (thread-safe)."""
@@ -163,25 +197,25 @@ class ReviewApp(App[None]):
         self.call_from_thread(self.notify, str(text), timeout=8)
 
     def action_undo(self) -> None:
-        self._undo_redo(redo=False)
+        self.submit_write(lambda: self._undo_redo(redo=False))
 
     def action_redo(self) -> None:
-        self._undo_redo(redo=True)
+        self.submit_write(lambda: self._undo_redo(redo=True))
 
-    @work(thread=True, exclusive=True, group="decide", exit_on_error=False)
     def _undo_redo(self, redo: bool) -> None:
         sample_id = self.store.redo(self.reviewer) if redo else self.store.undo(self.reviewer)
         word = "redo" if redo else "undo"
-        if sample_id is None:
-            self.call_from_thread(self.notify, f"nothing to {word}", severity="warning")
-            return
-        self.call_from_thread(self._after_undo, sample_id, word)
+        text = f"{word}: sample {sample_id}" if sample_id is not None else f"nothing to {word}"
+        self.post_message(Undone(sample_id, text))
 
-    def _after_undo(self, sample_id: int, word: str) -> None:
-        self.notify(f"{word}: sample {sample_id}")
+    def on_undone(self, message: Undone) -> None:
+        if message.sample_id is None:
+            self.notify(message.text, severity="warning")
+            return
+        self.notify(message.text)
         refresh = getattr(self.screen, "decision_changed", None)
         if refresh is not None:
-            refresh(sample_id)
+            refresh(message.sample_id)
 
 
 def parse_keymap(spec: str) -> dict[str, str]:

@@ -58,3 +58,11 @@ class SampleLoaded(Message):
     """A sample is ready to show."""
 
     view: Any
+
+
+@dataclass
+class Undone(Message):
+    """An undo or redo was written (sample None: nothing to undo, or the write failed)."""
+
+    sample_id: int | None
+    text: str

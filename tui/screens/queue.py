@@ -17,6 +17,8 @@ from tui.messages import QueuePage, QueueSize
 
 PAGE = 100
 """Rows shown at once; the table never holds more than one page."""
+CONTEXT = 5
+"""Rows shown above a sample the reviewer comes back to."""
 
 ACTION_MARK = {"flip": "⇄ flip", "drop": "✗ drop", "keep": "✓ keep"}
 
@@ -83,14 +85,19 @@ class QueueScreen(Screen[None]):
         """Fetch one page by keyset and post it."""
         app: Any = self.app
         store = app.store
-        inclusive = False
         if start_at is not None:
             row = store.queue_row(self.queue, start_at)
             if row is not None:
-                after, inclusive, select = row.cursor, True, select or start_at
-        rows = store.queue_page(
-            self.queue, after=after, limit=PAGE, backward=backward, inclusive=inclusive
-        )
+                # a few rows before the sample too, so the reviewer sees where they are
+                before = store.queue_page(
+                    self.queue, after=row.cursor, limit=CONTEXT, backward=True
+                )
+                rows = before + store.queue_page(
+                    self.queue, after=row.cursor, limit=PAGE - len(before), inclusive=True
+                )
+                self.post_message(QueuePage(self.queue, rows, select or start_at))
+                return
+        rows = store.queue_page(self.queue, after=after, limit=PAGE, backward=backward)
         self.post_message(QueuePage(self.queue, rows, select))
 
     @work(thread=True, exclusive=True, group="queue-count", exit_on_error=False)

@@ -267,45 +267,60 @@ class SampleScreen(Screen[int | None]):
         if view is None:
             return
         if view.sample["kind"] == "pair" or len(view.sample["responses"]) <= 2:
-            self.decide(Action.FLIP)
+            self.decide(view.sample_id, Action.FLIP)
             return
         from tui.dialogs.best import BestDialog
 
         texts = [r["text"] for r in view.sample["responses"]]
-        self.app.push_screen(BestDialog(texts), self._best_chosen)
+        sample_id = view.sample_id
 
-    def _best_chosen(self, idx: int | None) -> None:
-        if idx is not None:
-            self.decide(Action.FLIP, best_idx=idx)
+        def chosen(idx: int | None) -> None:
+            if idx is not None:
+                self.decide(sample_id, Action.FLIP, best_idx=idx)
+
+        self.app.push_screen(BestDialog(texts), chosen)
 
     def action_best(self, i: int) -> None:
         if self.view is not None and i < len(self.view.sample["responses"]):
-            self.decide(Action.FLIP, best_idx=i)
+            self.decide(self.view.sample_id, Action.FLIP, best_idx=i)
 
     def action_drop(self) -> None:
-        self.decide(Action.DROP)
+        if self.view is not None:
+            self.decide(self.view.sample_id, Action.DROP)
 
     def action_keep(self) -> None:
-        self.decide(Action.KEEP)
+        if self.view is not None:
+            self.decide(self.view.sample_id, Action.KEEP)
 
     def action_note(self) -> None:
         from tui.dialogs.note import NoteDialog
 
-        current = self.view.decision.note if self.view else None
-        self.app.push_screen(NoteDialog(current), self._note_written)
+        if self.view is None:
+            return
+        sample_id = self.view.sample_id
 
-    def _note_written(self, note: str | None) -> None:
-        if note is not None:
-            self.decide(Action.NOTE, note=note or None)
+        def written(note: str | None) -> None:
+            if note is not None:
+                self.decide(sample_id, Action.NOTE, note=note or None)
 
-    @work(thread=True, exclusive=False, group="decide", exit_on_error=False)
-    def decide(self, action: Action, best_idx: int | None = None, note: str | None = None) -> None:
-        """Save a decision at once, then redraw the sample with it."""
+        self.app.push_screen(NoteDialog(self.view.decision.note), written)
+
+    def decide(
+        self,
+        sample_id: int,
+        action: Action,
+        best_idx: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Save a decision on the sample on screen at once, then redraw it."""
         app: Any = self.app
-        sample_id = self.current
-        app.store.decide(sample_id, action, app.reviewer, best_idx=best_idx, note=note)
-        app.store.save_review_cursor(app.reviewer, self.queue.as_dict(), sample_id)
-        self.reload_decision(sample_id)
+
+        def write() -> None:
+            app.store.decide(sample_id, action, app.reviewer, best_idx=best_idx, note=note)
+            app.store.save_review_cursor(app.reviewer, self.queue.as_dict(), sample_id)
+            self.reload_decision(sample_id)
+
+        app.submit_write(write)
 
     def reload_decision(self, sample_id: int) -> None:
         """Re-read a sample's decision (from a worker thread) and redraw if it is on screen."""
