@@ -90,7 +90,7 @@ async def test_review_loop_survives_a_restart(tmp_path: Path) -> None:
         assert isinstance(again.screen, MapScreen)
         table = again.screen.query_one("#regions", DataTable)
         row = table.get_row("HighVar")
-        assert row[4:7] == ["3", "1", "1"]  # reviewed, flipped, dropped
+        assert [str(c) for c in row[4:7]] == ["3", "1", "1"]  # reviewed, flipped, dropped
     with Store(db) as store:
         assert store.decision(third).action == "keep"
 

@@ -56,16 +56,18 @@ class MapScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#regions", DataTable)
-        for label, key in [
-            ("key", "key"),
-            ("", "mark"),
-            ("region", "region"),
-            ("samples", "count"),
-            ("reviewed", "reviewed"),
-            ("flipped", "flipped"),
-            ("dropped", "dropped"),
+        # fixed widths: the table is refilled in place, and widths that follow the content
+        # would shift under the reviewer's eyes
+        for label, key, width in [
+            ("key", "key", 3),
+            ("", "mark", 1),
+            ("region", "region", 8),
+            ("samples", "count", 9),
+            ("reviewed", "reviewed", 8),
+            ("flipped", "flipped", 7),
+            ("dropped", "dropped", 7),
         ]:
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, width=width)
         self.load_map()
 
     @work(thread=True, exclusive=True, group="map", exit_on_error=False)
@@ -133,17 +135,18 @@ class MapScreen(Screen[None]):
                 keys.get(row.region, ""),
                 _mark(row.region),
                 row.region,
-                f"{row.count:,}",
-                f"{row.reviewed:,}",
-                f"{row.flipped:,}",
-                f"{row.dropped:,}",
+                Text(f"{row.count:,}", justify="right"),
+                Text(f"{row.reviewed:,}", justify="right"),
+                Text(f"{row.flipped:,}", justify="right"),
+                Text(f"{row.dropped:,}", justify="right"),
                 key=row.region,
             )
         if message.rows:
             table.move_cursor(row=min(cursor, len(message.rows) - 1))
 
     def on_screen_resume(self) -> None:
-        self.load_regions()
+        if self.map_ready:  # back from a queue: decisions may have changed the counts
+            self.load_regions()
 
     def show_progress(self, message: ScoringProgress) -> None:
         """Another process is scoring: pick up the new scores now and then."""
