@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from auditor.cli import main
 from auditor.model import ScoreIn
@@ -56,6 +56,8 @@ async def test_scores_from_another_process_show_up(
             if "scoring later" in app.sub_title and _on_map(table) == 40:
                 break
         assert "scoring later: 80/80" in app.sub_title
+        progress = app.screen.query_one("#map-progress", Static)
+        assert progress.display and "later 80/80 (100%)" in str(progress.content)
         await settle(pilot)
         assert _on_map(table) == 40
 

@@ -49,6 +49,7 @@ class MapScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading the map…", id="map-status")
+        yield Static(id="map-progress")
         with Container(id="map-body"):
             yield MapPlot(id="map-plot")
             yield DataTable(id="regions", cursor_type="row", zebra_stripes=True)
@@ -68,6 +69,7 @@ class MapScreen(Screen[None]):
             ("dropped", "dropped", 7),
         ]:
             table.add_column(label, key=key, width=width)
+        self.query_one("#map-progress", Static).display = False
         self.load_map()
 
     @work(thread=True, exclusive=True, group="map", exit_on_error=False)
@@ -151,6 +153,13 @@ class MapScreen(Screen[None]):
     def show_progress(self, message: ScoringProgress) -> None:
         """Another process is scoring: pick up the new scores now and then."""
         app: Any = self.app
+        line = Text("scoring in another process: ", style="bold")
+        for sid, n in message.active.items():
+            share = n / message.total if message.total else 0.0
+            line.append(f"{message.names.get(sid, sid)} {n:,}/{message.total:,} ({share:.0%})  ")
+        progress = self.query_one("#map-progress", Static)
+        progress.update(line)
+        progress.display = True
         moved = app.scorer is None or app.scorer.id in message.active
         if moved and time.monotonic() - self._last_map >= REMAP_SECONDS:
             self.load_map()

@@ -156,7 +156,11 @@ class SampleScreen(Screen[int | None]):
         s, st, dec = view.sample, view.stat or {}, view.decision
         meta = Text()
         meta.append(f"Sample {s['id']}", style="bold")
-        meta.append(f"  {s['kind']}  ·  {self.queue.title} by {SORTS[self.queue.sort][2]}")
+        meta.append(f"  {s['kind']}  ·  row {s['row']}")
+        if s.get("source"):
+            meta.append("  ·  ")
+            meta.append_text(safe_text(str(s["source"])[:40]))
+        meta.append(f"  ·  {self.queue.title} by {SORTS[self.queue.sort][2]}")
         meta.append(
             f"\nregion {st.get('region') or '—'}  mean {_fmt(st.get('mean'))}"
             f"  σ² {_fmt(st.get('var'))}  margin {_fmt(st.get('margin'))}  τ {_fmt(st.get('tau'))}"
