@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable, Static
 
 from store import Store
@@ -183,3 +184,28 @@ async def test_next_undecided_skips_decided_samples(tmp_path: Path) -> None:
         table = queue.query_one("#queue", DataTable)
         assert queue.rows[table.cursor_row].sample_id == order[3]
         assert str(table.get_row_at(0)[1]).startswith("✓ keep")
+
+
+async def test_every_key_press_moves_one_sample(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    build_pairs(db).close()
+    app = ReviewApp(db, reviewer="kim", poll=False, resume=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        queue = app.screen
+        assert isinstance(queue, QueueScreen)
+        order = [r.sample_id for r in queue.rows]
+        await pilot.press("enter")
+        await settle(pilot)
+        sample = app.screen
+        assert isinstance(sample, SampleScreen)
+        # typed faster than samples load: none of the presses may be lost
+        app.post_message(events.Key("n", "n"))
+        app.post_message(events.Key("n", "n"))
+        app.post_message(events.Key("n", "n"))
+        app.post_message(events.Key("p", "p"))
+        await settle(pilot)
+        assert sample.current == order[2]
+        assert sample.view is not None and sample.view.sample_id == order[2]

@@ -13,7 +13,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
-from textual.worker import get_current_worker
 
 from auditor.display import word_diff
 from auditor.model import Action
@@ -81,7 +80,9 @@ class SampleScreen(Screen[int | None]):
 
     # -- loading -----------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="sample", exit_on_error=False)
+    # not exclusive: a cancelled step would be a lost key press; every press moves once,
+    # in order (the lock), and only the latest position is drawn
+    @work(thread=True, group="sample", exit_on_error=False)
     def step(self, where: str) -> None:
         """Move (here, next, previous, undecided) and load the sample found there."""
         app: Any = self.app
@@ -104,7 +105,7 @@ class SampleScreen(Screen[int | None]):
                 self.current = row.sample_id
             sample_id = self.current
         view = load_sample(app.store, app.scorer.id, sample_id)
-        if view is None or get_current_worker().is_cancelled:
+        if view is None or self.current != sample_id:
             return
         view.position = row
         if self.diff:
@@ -161,6 +162,8 @@ class SampleScreen(Screen[int | None]):
             meta.append("  ·  ")
             meta.append_text(safe_text(str(s["source"])[:40]))
         meta.append(f"  ·  {self.queue.title} by {SORTS[self.queue.sort][2]}")
+        if self.diff:
+            meta.append("  ·  word diff", style="bold")
         meta.append(
             f"\nregion {st.get('region') or '—'}  mean {_fmt(st.get('mean'))}"
             f"  σ² {_fmt(st.get('var'))}  margin {_fmt(st.get('margin'))}  τ {_fmt(st.get('tau'))}"
