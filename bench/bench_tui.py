@@ -43,7 +43,7 @@ async def measure(path: Path, presses: int) -> dict[str, float]:
     """Open the app, time the painted map, open HighVar, time ``presses`` next samples."""
     from tui.app import ReviewApp
     from tui.screens.map import MapScreen
-    from tui.screens.sample import SampleScreen
+    from tui.screens.sample import PaintedStatic, SampleScreen
     from tui.widgets.scatter import MapPlot
 
     started = time.perf_counter()
@@ -64,17 +64,20 @@ async def measure(path: Path, presses: int) -> dict[str, float]:
         while not (isinstance(app.screen, SampleScreen) and app.screen.view is not None):
             await pilot.pause(0.005)
         screen = app.screen
+        meta = screen.query_one("#sample-meta", PaintedStatic)
         lat: list[float] = []
         for _ in range(presses):
             before = screen.current
             t = time.perf_counter()
             # the Pilot's press waits for the app to go idle (tens of ms of sleeps of its
-            # own), so latency is taken to the moment the screen finished drawing
+            # own), so latency is taken to the first paint of the new sample's header
             await pilot.press("n")
             while screen.view is None or screen.view.sample_id == before:
                 await app.workers.wait_for_complete()
                 await pilot.pause()
-            lat.append((screen.shown_at - t) * 1000)
+            while meta.painted_at < screen.shown_at:
+                await asyncio.sleep(0.001)
+            lat.append((meta.painted_at - t) * 1000)
     lat = sorted(lat) or [0.0]
     return {
         "map_painted_s": painted,

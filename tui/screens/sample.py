@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
@@ -23,6 +23,16 @@ from tui.widgets.response import ResponseCard
 from tui.widgets.safe import diff_text, safe_text
 
 WORD = {"flip": "FLIPPED", "drop": "DROPPED", "keep": "KEPT"}
+
+
+class PaintedStatic(Static):
+    """A Static that notes when it was last painted (perf_counter), for benchmarks."""
+
+    painted_at = 0.0
+
+    def render(self) -> RenderResult:
+        self.painted_at = time.perf_counter()
+        return super().render()
 
 
 def _fmt(x: Any) -> str:
@@ -68,7 +78,7 @@ class SampleScreen(Screen[int | None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="sample-meta", markup=False)
+        yield PaintedStatic(id="sample-meta", markup=False)
         with VerticalScroll(id="sample-scroll"):
             yield Static(id="conversation", markup=False)
             yield Container(id="responses")
