@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Static
 
 from auditor.cli import main
 from auditor.model import ScoreIn
+from auditor.scorers.annotations import score_annotations
 from store import Store
 from tests.tui_support import build_pairs, settle
 from tui.app import ReviewApp
@@ -62,6 +63,29 @@ async def test_scores_from_another_process_show_up(
         assert _on_map(table) == 40
 
 
+async def test_map_appears_when_the_first_scores_arrive(tmp_path: Path) -> None:
+    db = tmp_path / "z.db"
+    store = build_pairs(db, n=30)
+    store.conn.execute("DELETE FROM scores")
+    store.conn.execute("DELETE FROM scorers")
+    store.close()
+    app = ReviewApp(db, reviewer="zoe")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        status = app.screen.query_one("#map-status", Static)
+        assert "No scores in this database yet" in str(status.content)
+        other = Store(db)
+        score_annotations(other)
+        other.close()
+        for _ in range(100):  # the app polls once a second
+            await pilot.pause(0.05)
+            if app.scorer is not None and "annotations" in str(status.content):
+                break
+        await settle(pilot)
+        assert "scorer annotations" in str(status.content)
+        assert _on_map(app.screen.query_one("#regions", DataTable)) == 30
+
+
 def test_review_command_errors_are_clear(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(main, ["review", "--db", str(tmp_path / "none.db")])
@@ -70,5 +94,7 @@ def test_review_command_errors_are_clear(tmp_path: Path) -> None:
     build_pairs(db, n=5).close()
     wrong = runner.invoke(main, ["review", "--db", str(db), "--scorer", "nope"])
     assert wrong.exit_code == 1 and "no scorer named 'nope'" in wrong.output
+    piped = runner.invoke(main, ["review", "--db", str(db)])
+    assert piped.exit_code == 2 and "needs a terminal" in piped.output
     helped = runner.invoke(main, ["review", "--help"])
     assert helped.exit_code == 0 and "--reviewer" in helped.output and "flip" in helped.output

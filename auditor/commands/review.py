@@ -34,6 +34,8 @@ def command(db_path: str | None, scorer: str | None, reviewer: str | None) -> No
     reviewer to where they stopped. Works in an 80x24 terminal over SSH; set NO_COLOR=1
     for a colourless screen, AUDITOR_KEYMAP='sample.flip=F,...' to remap keys.
     """
+    import sys
+
     from store import StoreError
 
     with open_store(db_path, must_exist=True) as store:
@@ -43,6 +45,8 @@ def command(db_path: str | None, scorer: str | None, reviewer: str | None) -> No
                 store.find_scorer(scorer)
             except StoreError as e:
                 fail(str(e), 1)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        fail("the review app needs a terminal; for scripts use `auditor map` or `auditor info`")
     try:
         from tui.app import run_review
     except ImportError as e:
