@@ -169,3 +169,26 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
             raise
         applied.append(name)
     return applied
+
+
+# -- review ------------------------------------------------------------------------------
+# Keyset paging of the review queues: every (region, sort key) walks an index in order,
+# and the suspects queue walks a partial index on the same expression as store.review.SUSPECT.
+_M002_REVIEW = """
+        CREATE INDEX stats_region_margin ON sample_stats(scorer_id, region, margin, sample_id);
+        CREATE INDEX stats_region_tau ON sample_stats(scorer_id, region, tau, sample_id);
+        CREATE INDEX stats_suspects ON sample_stats(scorer_id, coalesce(margin, tau), sample_id)
+            WHERE coalesce(margin, tau) < 0;
+        CREATE TABLE review_cursor (
+            reviewer TEXT PRIMARY KEY,
+            queue TEXT NOT NULL,
+            sample_id INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE map_points (
+            scorer_id INTEGER PRIMARY KEY REFERENCES scorers(id) ON DELETE CASCADE,
+            scores_fingerprint TEXT NOT NULL,
+            points TEXT NOT NULL
+        );
+"""
+MIGRATIONS.append(("002_review_queues", _M002_REVIEW))

@@ -1156,6 +1156,291 @@ class Store:
             new = tuple.__new__  # skips NamedTuple's Python-level __new__: a million samples
             yield [new(ExportSample, (*r, responses.get(r[0], none))) for r in rows]
             last = hi
+    # -- review ------------------------------------------------------------------------
+
+    def _queue_sql(
+        self, queue: Any, *, cursor: tuple[float, int] | None, backward: bool, inclusive: bool
+    ) -> tuple[str, list[Any], bool]:
+        from store.review import SORTS, STATUSES, SUSPECT
+
+        if queue.sort not in SORTS:
+            raise StoreError(f"unknown sort {queue.sort!r}; choose one of {', '.join(SORTS)}")
+        if queue.status not in STATUSES:
+            raise StoreError(
+                f"unknown status {queue.status!r}; choose one of {', '.join(STATUSES)}"
+            )
+        expr, desc, _ = SORTS[queue.sort]
+        where = ["st.scorer_id = ?", f"{expr} IS NOT NULL"]
+        params: list[Any] = [queue.scorer_id]
+        if queue.region is None:
+            # the same expression as the partial index stats_suspects, so it is used
+            where.append(f"{SUSPECT} < 0")
+        else:
+            where.append("st.region = ?")
+            params.append(queue.region)
+        if STATUSES[queue.status]:
+            where.append(STATUSES[queue.status])
+        if queue.dataset_id is not None:
+            where.append("s.dataset_id = ?")
+            params.append(queue.dataset_id)
+        if queue.search:
+            escaped = queue.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("s.prompt LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        descending = desc != backward
+        if cursor is not None:
+            op = ("<" if descending else ">") + ("=" if inclusive else "")
+            # the plain bound lets SQLite seek an expression index; the row value alone does not
+            where.append(f"{expr} {op[0]}= ? AND ({expr}, st.sample_id) {op} (?, ?)")
+            params.extend([cursor[0], *cursor])
+        order = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT st.sample_id, {expr}, d.name, s.kind, st.region, st.mean, st.var,"
+            " st.margin, st.tau, ss.action, ss.best_idx, ss.note, substr(s.prompt, 1, 200)"
+            " FROM sample_stats st JOIN samples s ON s.id = st.sample_id"
+            " JOIN datasets d ON d.id = s.dataset_id"
+            " LEFT JOIN sample_state ss ON ss.sample_id = st.sample_id"
+            f" WHERE {' AND '.join(where)}"
+            f" ORDER BY {expr} {order}, st.sample_id {order}"
+        )
+        return sql, params, descending
+
+    def queue_page(
+        self,
+        queue: Any,
+        *,
+        after: tuple[float, int] | None = None,
+        limit: int = 100,
+        backward: bool = False,
+        inclusive: bool = False,
+    ) -> list[Any]:
+        """One page of a review queue (`store.review.Queue`), by keyset from ``after``.
+
+        ``after`` is the (key, sample_id) of the row before the page (or after it when
+        ``backward``); rows come back in queue order either way.
+        """
+        from store.review import QueueRow
+
+        sql, params, _ = self._queue_sql(
+            queue, cursor=after, backward=backward, inclusive=inclusive
+        )
+        rows = [QueueRow(*r) for r in self._query(sql + " LIMIT ?", [*params, limit])]
+        return rows[::-1] if backward else rows
+
+    def queue_count(self, queue: Any) -> int:
+        """How many samples a review queue holds."""
+        sql, params, _ = self._queue_sql(queue, cursor=None, backward=False, inclusive=False)
+        return int(self._query(f"SELECT count(*) FROM ({sql})", params)[0][0])
+
+    def queue_row(self, queue: Any, sample_id: int) -> Any | None:
+        """A sample's row in a queue's order (whether or not it passes the filters)."""
+        from store.review import SORTS, QueueRow
+
+        expr = SORTS[queue.sort][0]
+        rows = self._query(
+            f"SELECT st.sample_id, {expr}, d.name, s.kind, st.region, st.mean, st.var,"
+            " st.margin, st.tau, ss.action, ss.best_idx, ss.note, substr(s.prompt, 1, 200)"
+            " FROM sample_stats st JOIN samples s ON s.id = st.sample_id"
+            " JOIN datasets d ON d.id = s.dataset_id"
+            " LEFT JOIN sample_state ss ON ss.sample_id = st.sample_id"
+            f" WHERE st.scorer_id = ? AND st.sample_id = ? AND {expr} IS NOT NULL",
+            (queue.scorer_id, sample_id),
+        )
+        return QueueRow(*rows[0]) if rows else None
+
+    def region_table(self, scorer_id: int) -> list[Any]:
+        """Per region (and the suspects): samples, reviewed, flipped, dropped, kept."""
+        from store.review import SUSPECT, RegionRow
+
+        counts = self.region_counts(scorer_id)
+        suspects = self._query(
+            f"SELECT count(*) FROM sample_stats st WHERE st.scorer_id = ? AND {SUSPECT} < 0",
+            (scorer_id,),
+        )[0][0]
+        decided: dict[str, dict[str, int]] = {}
+        for region, action, n in self._query(
+            "SELECT st.region, ss.action, count(*) FROM sample_state ss"
+            " JOIN sample_stats st ON st.scorer_id = ? AND st.sample_id = ss.sample_id"
+            " WHERE ss.action IS NOT NULL GROUP BY st.region, ss.action",
+            (scorer_id,),
+        ):
+            decided.setdefault(region, {})[action] = n
+        for action, n in self._query(
+            "SELECT ss.action, count(*) FROM sample_state ss"
+            " JOIN sample_stats st ON st.scorer_id = ? AND st.sample_id = ss.sample_id"
+            f" WHERE ss.action IS NOT NULL AND {SUSPECT} < 0 GROUP BY ss.action",
+            (scorer_id,),
+        ):
+            decided.setdefault("Suspects", {})[action] = n
+        out = []
+        for region, n in [
+            *[(r, counts.get(r, 0)) for r in ("HighAvg", "LowAvg", "HighVar")],
+            ("Suspects", suspects),
+        ]:
+            d = decided.get(region, {})
+            out.append(
+                RegionRow(
+                    region,
+                    int(n),
+                    sum(d.values()),
+                    d.get("flip", 0),
+                    d.get("drop", 0),
+                    d.get("keep", 0),
+                )
+            )
+        return out
+
+    def map_points(self, scorer_id: int, limit: int = 3000) -> list[tuple[float, float, str]]:
+        """(var, mean, region) of at most ``limit`` samples spread evenly over the map.
+
+        Cached per map (keyed by its scores fingerprint), since picking them from a large
+        map costs a second and the map screen wants them at once.
+        """
+        run = self._query(
+            "SELECT m.scores_fingerprint, p.scores_fingerprint, p.points FROM map_runs m"
+            " LEFT JOIN map_points p ON p.scorer_id = m.scorer_id WHERE m.scorer_id = ?",
+            (scorer_id,),
+        )
+        if run and run[0][0] == run[0][1]:
+            return [tuple(p) for p in json.loads(run[0][2])]
+        lo = self._query(
+            "SELECT min(sample_id) FROM sample_stats WHERE scorer_id = ?", (scorer_id,)
+        )
+        hi = self._query(
+            "SELECT max(sample_id) FROM sample_stats WHERE scorer_id = ?", (scorer_id,)
+        )
+        if lo[0][0] is None:
+            return []
+        first, last = int(lo[0][0]), int(hi[0][0])
+        step = max(1, (last - first + 1) // limit)
+        ids = json.dumps(list(range(first, last + 1, step)))
+        points = [
+            (float(r[0]), float(r[1]), str(r[2]))
+            for r in self._query(
+                "SELECT var, mean, region FROM sample_stats WHERE scorer_id = ?"
+                " AND sample_id IN (SELECT value FROM json_each(?)) AND region IS NOT NULL",
+                (scorer_id, ids),
+            )
+        ]
+        if run:
+            with self._lock:
+                self.conn.execute(
+                    "INSERT INTO map_points (scorer_id, scores_fingerprint, points) VALUES (?,?,?)"
+                    " ON CONFLICT (scorer_id) DO UPDATE SET"
+                    " scores_fingerprint=excluded.scores_fingerprint, points=excluded.points",
+                    (scorer_id, run[0][0], json.dumps(points)),
+                )
+        return points
+
+    def response_scores(self, scorer_id: int, sample_id: int) -> dict[int, dict[str, Any]]:
+        """Response position -> this scorer's score (value, status, rationale, error)."""
+        return {
+            r[0]: {"value": r[1], "status": r[2], "rationale": r[3], "error": r[4]}
+            for r in self._query(
+                "SELECT r.idx, sc.value, sc.status, sc.rationale, sc.error FROM responses r"
+                " JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
+                " WHERE r.sample_id = ?",
+                (scorer_id, sample_id),
+            )
+        }
+
+    def sample_stat(self, scorer_id: int, sample_id: int) -> dict[str, Any] | None:
+        """A sample's map statistics for one scorer, if it has them."""
+        rows = self._query(
+            "SELECT k, mean, var, margin, tau, cosine, region FROM sample_stats"
+            " WHERE scorer_id = ? AND sample_id = ?",
+            (scorer_id, sample_id),
+        )
+        if not rows:
+            return None
+        return dict(
+            zip(("k", "mean", "var", "margin", "tau", "cosine", "region"), rows[0], strict=True)
+        )
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process) commits to the database."""
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def score_progress(self) -> dict[int, int]:
+        """Scorer id -> responses with an ok score."""
+        return dict(
+            self._query(
+                "SELECT scorer_id, count(*) FROM scores WHERE status='ok' GROUP BY scorer_id"
+            )
+        )
+
+    def newest_scored_scorer(self) -> ScorerRow | None:
+        """The newest scorer with at least one ok score (one index probe per scorer)."""
+        for sc in reversed(self.scorers()):
+            if self._query(
+                "SELECT 1 FROM scores WHERE scorer_id = ? AND status = 'ok' LIMIT 1", (sc.id,)
+            ):
+                return sc
+        return None
+
+    def count_responses(self) -> int:
+        """How many responses the database holds."""
+        return int(self._query("SELECT count(*) FROM responses")[0][0])
+
+    def save_review_cursor(self, reviewer: str, queue: dict[str, Any], sample_id: int) -> None:
+        """Remember the queue and sample a reviewer is on, to reopen there."""
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO review_cursor (reviewer, queue, sample_id, updated_at)"
+                " VALUES (?,?,?,?) ON CONFLICT (reviewer) DO UPDATE SET queue=excluded.queue,"
+                " sample_id=excluded.sample_id, updated_at=excluded.updated_at",
+                (reviewer, json.dumps(queue), sample_id, _now()),
+            )
+
+    def review_cursor(self, reviewer: str) -> tuple[dict[str, Any], int] | None:
+        """The queue and sample a reviewer was last on, if any."""
+        rows = self._query(
+            "SELECT queue, sample_id FROM review_cursor WHERE reviewer = ?", (reviewer,)
+        )
+        return (json.loads(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def add_synthetic(self, n_samples: int, *, name: str = "synthetic") -> int:
+        """Bulk-generate a scored dataset of labelled pairs in SQL; returns the scorer id.
+
+        For benchmarks and tests of large databases: a million pairs take seconds.
+        Scores are a fixed pseudo-random function of the response id.
+        """
+        scorer = self.scorer(name, "synthetic", {"kind": "synthetic", "name": name})
+        with self.transaction():
+            ds = self.add_dataset(
+                name=name,
+                source_path="(generated)",
+                format="synthetic",
+                content_hash=f"synthetic-{name}-{n_samples}-{_now()}",
+            )
+            base = self._query("SELECT coalesce(max(id), 0) FROM samples")[0][0]
+            self.conn.execute(
+                "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)"
+                " INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
+                " record) SELECT ? + i, ?, i - 1, 'pair',"
+                " json_array(json_object('role', 'user', 'content', 'Synthetic prompt ' || i)),"
+                " 'Synthetic prompt ' || i, 'synthetic', '{}' FROM seq",
+                (n_samples, base, ds),
+            )
+            self.conn.execute(
+                "INSERT INTO responses (sample_id, idx, role, model, text)"
+                " SELECT s.id, p.idx, p.role, 'synthetic-model',"
+                " 'Synthetic ' || p.role || ' response to prompt ' || (s.id - ?)"
+                " FROM samples s, (SELECT 0 AS idx, 'chosen' AS role"
+                " UNION ALL SELECT 1, 'rejected') p WHERE s.dataset_id = ?"
+                " ORDER BY s.id, p.idx",
+                (base, ds),
+            )
+            self.conn.execute(
+                "INSERT INTO scores (response_id, scorer_id, value, status, created_at)"
+                " SELECT r.id, ?, ((r.id * 2654435761) % 1000003) / 1000003.0, 'ok', ?"
+                " FROM responses r JOIN samples s ON s.id = r.sample_id WHERE s.dataset_id = ?",
+                (scorer.id, _now(), ds),
+            )
+            self.finish_dataset(
+                ds, records=n_samples, samples=n_samples, responses=2 * n_samples, rejects=0
+            )
+        return scorer.id
 
 
 def _state_dict(state: DecisionState) -> dict[str, Any]:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_headless_commands_do_not_import_textual() -> None:
     code = (
         "import sys; from auditor.cli import main\n"
-        "for name in ['ingest', 'info', 'score', 'map', 'suspects', 'export']:\n"
+        "for name in ['ingest', 'info', 'score', 'map', 'suspects', 'export', 'review']:\n"
         "    main.get_command(None, name)\n"
         "import auditor.ingest, auditor.mapstats, auditor.analysis, auditor.diagnosis, store\n"
         "import auditor.export\n"
