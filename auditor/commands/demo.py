@@ -10,6 +10,8 @@ import click
 
 from auditor.cli import fail, open_store
 
+REFERENCE_SCORER = "reference:rougeL:dataset"
+
 
 @click.command("demo")
 @click.option(
@@ -22,10 +24,13 @@ from auditor.cli import fail, open_store
 )
 @click.option("--no-tui", is_flag=True, help="Print the map summary instead of opening the app.")
 def command(db_path: str, no_tui: bool) -> None:
-    """Ingest the bundled SYNTHETIC demo set, score it from its ratings, and open the review app.
+    """Ingest the bundled SYNTHETIC demo set, score it, and open the review app.
 
-    The demo set (300 prompts, four rated responses each) is made up for this project;
-    about 6 % of its samples have reversed ratings planted for you to find.
+    The demo set (300 prompts, four rated responses each, a reference answer per prompt)
+    is made up for this project; about 6 % of its samples have reversed ratings planted
+    for you to find. It is scored twice, with no network: from its ratings
+    (annotations) and by ROUGE-L against the reference answers; the app opens on the
+    ROUGE-L map, whose suspects are the samples where scores and ratings disagree.
     """
     from auditor.ingest import IngestError, ingest_file
     from auditor.scorers.annotations import score_annotations
@@ -39,11 +44,23 @@ def command(db_path: str, no_tui: bool) -> None:
         click.echo(report.summary())
         scored = score_annotations(store)
         click.echo(f"scorer {scored.scorer}: {scored.scored:,} responses scored from ratings")
+        # the paper's reference-based scorer with its dependency-free variant: ROUGE-L
+        # against each prompt's reference answer; where it disagrees with the ratings,
+        # the planted misannotations show up as suspects
+        from auditor.scorers.session import ScoreSettings, run_reference
+
+        ref = run_reference(
+            store, ScoreSettings(model="none"), source="dataset", similarity="rougeL"
+        )
+        click.echo(
+            f"scorer {ref.scorer}: {ref.statuses.get('ok', 0):,} responses scored by ROUGE-L "
+            "against the reference answers"
+        )
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     if no_tui or not interactive or not _has_tui():
         from auditor.commands.map import print_summary
 
-        print_summary(db_path, None)
+        print_summary(db_path, REFERENCE_SCORER)
         if not no_tui and not interactive:
             click.echo(
                 "(not a terminal: run `auditor review --db "
@@ -52,7 +69,7 @@ def command(db_path: str, no_tui: bool) -> None:
         return
     from tui.app import run_review
 
-    run_review(db_path=db_path, scorer=None, reviewer=None)
+    run_review(db_path=db_path, scorer=REFERENCE_SCORER, reviewer=None)
 
 
 def _has_tui() -> bool:

@@ -77,39 +77,60 @@ TOPICS = [
 
 MODELS = ["demo-large", "demo-medium", "demo-small", "demo-tiny"]
 
-GOOD = [
-    "Here is a clear answer. {core} I have kept it short and checked each step.",
-    "{core} If you want, I can go into more detail on any part of this.",
-    "Good question. {core} This is the standard, well-established answer.",
-]
-OK = [
-    "{core} That is roughly it.",
-    "I think {core_lower} Hope that helps.",
-]
-BAD = [
+
+FILLER = [
     "I am not sure about this one, maybe look it up.",
-    "That is a hard question. Many people have opinions about it.",
-    "Sorry, I cannot help with that.",
+    "That is a hard question and many people have opinions about it.",
     "It depends on many things.",
+    "Some sources say different things here.",
+    "Let me know if there is anything else.",
+]
+WORDS = [
+    "clear",
+    "simple",
+    "first",
+    "then",
+    "because",
+    "usually",
+    "carefully",
+    "small",
+    "large",
+    "warm",
+    "steady",
+    "exact",
+    "known",
+    "useful",
+    "common",
+    "basic",
 ]
 
 
-def _core(topic: str, x: str) -> str:
-    return f"For {x}, the key facts about {topic} are laid out one by one."
+def _facts(rng: random.Random, topic: str, x: str, n: int = 8) -> list[str]:
+    return [
+        f"Point {j + 1} about {x} in {topic}: "
+        + " ".join(rng.choice(WORDS) for _ in range(6))
+        + "."
+        for j in range(n)
+    ]
 
 
 def make_records(n: int = 300, seed: int = 7) -> list[dict[str, object]]:
-    """``n`` synthetic prompts with four rated responses each."""
+    """``n`` synthetic prompts with four rated responses each.
+
+    A response of quality q (1-10) repeats about 0.8q of the reference's eight points and
+    pads the rest with filler, so similarity to the reference follows quality.
+    """
     rng = random.Random(seed)
     records = []
     for i in range(n):
         topic, template, xs = TOPICS[i % len(TOPICS)]
         x = rng.choice(xs)
         prompt = template.format(x=x)
-        core = _core(topic, x)
+        facts = _facts(rng, topic, x)
         # three kinds of sample, so the map has shape: easy (all good), mixed, hard (all weak)
         kind = rng.random()
         responses = []
+        qualities = []
         for m, model in enumerate(MODELS):
             if kind < 0.35:
                 quality = rng.uniform(7.5, 9.5) - 0.3 * m
@@ -117,26 +138,25 @@ def make_records(n: int = 300, seed: int = 7) -> list[dict[str, object]]:
                 quality = rng.uniform(1.5, 9.5)
             else:
                 quality = rng.uniform(2.0, 5.0)
-            if quality >= 7:
-                text = rng.choice(GOOD).format(core=core)
-            elif quality >= 4:
-                text = rng.choice(OK).format(core=core, core_lower=core[0].lower() + core[1:])
-            else:
-                text = rng.choice(BAD)
-            text += f" (draft {rng.randint(100, 999)} by {model})"
+            kept = max(0, min(len(facts), round(quality * 0.8)))
+            sentences = facts[:kept] + [rng.choice(FILLER) for _ in range(len(facts) - kept)]
+            text = " ".join(sentences) + f" (draft {rng.randint(100, 999)} by {model})"
             rating = max(1.0, min(10.0, round(quality + rng.gauss(0, 0.4), 1)))
             responses.append({"model": model, "text": text, "rating": rating})
-        if rng.random() < 0.06:  # planted misannotation: ratings reversed
-            ratings = [r["rating"] for r in responses][::-1]
-            for r, value in zip(responses, ratings, strict=True):
-                r["rating"] = value
+            qualities.append(quality)
+        if 0.35 <= kind < 0.7 and rng.random() < 0.17:
+            # planted misannotation: the best response gets the worst rating and so on
+            ranked = sorted(range(len(responses)), key=lambda j: qualities[j])
+            ratings = sorted((r["rating"] for r in responses), reverse=True)
+            for j, value in zip(ranked, ratings, strict=True):
+                responses[j]["rating"] = value
         records.append(
             {
                 "id": f"demo-{i:04d}",
                 "synthetic": True,
                 "source": topic,
                 "prompt": prompt,
-                "reference": f"{core} A reference answer written for the demo.",
+                "reference": " ".join(facts),
                 "responses": responses,
             }
         )
