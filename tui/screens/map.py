@@ -150,6 +150,10 @@ class MapScreen(Screen[None]):
         if self.map_ready:  # back from a queue: decisions may have changed the counts
             self.load_regions()
 
+    def decision_changed(self, sample_id: int) -> None:
+        """An undo or redo from the map: recount the regions."""
+        self.load_regions()
+
     def show_progress(self, message: ScoringProgress) -> None:
         """Another process is scoring: pick up the new scores now and then."""
         app: Any = self.app
