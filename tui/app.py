@@ -51,6 +51,9 @@ class ReviewApp(App[None]):
         super().__init__()
         self.db_path = Path(db_path)
         self.store = Store(self.db_path)
+        # a second connection for slow reads (counts, the map's freshness check, polling):
+        # with its own lock they never hold up a sample load or a decision
+        self.background = Store(self.db_path)
         self.scorer_ref = scorer
         self.scorer: ScorerRow | None = None
         self.reviewer = reviewer or os.environ.get("USER") or "reviewer"
@@ -85,6 +88,7 @@ class ReviewApp(App[None]):
             self._writes.put(None)
             self._writer.join(timeout=5)
         self.store.close()
+        self.background.close()
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -115,9 +119,10 @@ class ReviewApp(App[None]):
         try:
             if self.scorer_ref is None:
                 # find_scorer(None) scans every score; this probes one index entry a scorer
-                self.scorer = self.store.newest_scored_scorer() or self.store.find_scorer(None)
+                found = self.background.newest_scored_scorer()
+                self.scorer = found or self.background.find_scorer(None)
             else:
-                self.scorer = self.store.find_scorer(self.scorer_ref)
+                self.scorer = self.background.find_scorer(self.scorer_ref)
         except StoreError:
             self.scorer = None
         return self.scorer
@@ -127,20 +132,20 @@ class ReviewApp(App[None]):
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_database(self) -> None:
         """Notice commits by other processes and report scoring progress."""
-        version = self.store.data_version()
+        version = self.background.data_version()
         if version == self._data_version:
             return
         first = self._data_version is None
         self._data_version = version
-        scored = self.store.score_progress()
+        scored = self.background.score_progress()
         before = self._scored or {}
         self._scored = scored
         if first:
             return
         active = {k: v for k, v in scored.items() if v != before.get(k)}
         if active:
-            total = self.store.count_responses()
-            names = {sc.id: sc.name for sc in self.store.scorers()}
+            total = self.background.count_responses()
+            names = {sc.id: sc.name for sc in self.background.scorers()}
             self.post_message(ScoringProgress(scored, total, active, names))
 
     def on_scoring_progress(self, message: ScoringProgress) -> None:

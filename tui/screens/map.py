@@ -83,24 +83,24 @@ class MapScreen(Screen[None]):
             self.post_message(MapLoaded(None, {}, [], "no scores yet"))
             return
         self._last_map = time.monotonic()
-        stored = app.store.map_run(scorer.id)
+        stored = app.background.map_run(scorer.id)
         if stored is not None:
             # paint the stored map at once; checking that it is current scans every score
             self.post_message(
-                MapLoaded(scorer, stored["thresholds"], app.store.map_points(scorer.id))
+                MapLoaded(scorer, stored["thresholds"], app.background.map_points(scorer.id))
             )
-        thresholds = ensure_map(app.store, scorer.id)
-        fresh = app.store.map_run(scorer.id)
+        thresholds = ensure_map(app.background, scorer.id)
+        fresh = app.background.map_run(scorer.id)
         if stored is None or fresh is None or fresh["fingerprint"] != stored["fingerprint"]:
-            self.post_message(MapLoaded(scorer, thresholds, app.store.map_points(scorer.id)))
-        self.post_message(RegionsLoaded(app.store.region_table(scorer.id)))
+            self.post_message(MapLoaded(scorer, thresholds, app.background.map_points(scorer.id)))
+        self.post_message(RegionsLoaded(app.background.region_table(scorer.id)))
 
     @work(thread=True, exclusive=True, group="regions", exit_on_error=False)
     def load_regions(self) -> None:
         """Recount reviewed, flipped and dropped samples per region."""
         app: Any = self.app
         if app.scorer is not None:
-            self.post_message(RegionsLoaded(app.store.region_table(app.scorer.id)))
+            self.post_message(RegionsLoaded(app.background.region_table(app.scorer.id)))
 
     def on_map_loaded(self, message: MapLoaded) -> None:
         status = self.query_one("#map-status", Static)
@@ -149,6 +149,10 @@ class MapScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         if self.map_ready:  # back from a queue: decisions may have changed the counts
             self.load_regions()
+
+    def decision_changed(self, sample_id: int) -> None:
+        """An undo or redo from the map: recount the regions."""
+        self.load_regions()
 
     def show_progress(self, message: ScoringProgress) -> None:
         """Another process is scoring: pick up the new scores now and then."""

@@ -104,7 +104,7 @@ class QueueScreen(Screen[None]):
     def load_count(self) -> None:
         """Count the queue (a scan on big databases, so apart from the page)."""
         app: Any = self.app
-        self.post_message(QueueSize(self.queue, app.store.queue_count(self.queue)))
+        self.post_message(QueueSize(self.queue, app.background.queue_count(self.queue)))
 
     @work(thread=True, exclusive=True, group="queue-datasets", exit_on_error=False)
     def load_datasets(self) -> None:
