@@ -129,8 +129,9 @@ def make_records(n: int = 300, seed: int = 7) -> list[dict[str, object]]:
         facts = _facts(rng, topic, x)
         # three kinds of sample, so the map has shape: easy (all good), mixed, hard (all weak)
         kind = rng.random()
-        responses = []
-        qualities = []
+        responses: list[dict[str, object]] = []
+        qualities: list[float] = []
+        ratings: list[float] = []
         for m, model in enumerate(MODELS):
             if kind < 0.35:
                 quality = rng.uniform(7.5, 9.5) - 0.3 * m
@@ -144,11 +145,11 @@ def make_records(n: int = 300, seed: int = 7) -> list[dict[str, object]]:
             rating = max(1.0, min(10.0, round(quality + rng.gauss(0, 0.4), 1)))
             responses.append({"model": model, "text": text, "rating": rating})
             qualities.append(quality)
+            ratings.append(rating)
         if 0.35 <= kind < 0.7 and rng.random() < 0.17:
             # planted misannotation: the best response gets the worst rating and so on
             ranked = sorted(range(len(responses)), key=lambda j: qualities[j])
-            ratings = sorted((r["rating"] for r in responses), reverse=True)
-            for j, value in zip(ranked, ratings, strict=True):
+            for j, value in zip(ranked, sorted(ratings, reverse=True), strict=True):
                 responses[j]["rating"] = value
         records.append(
             {
