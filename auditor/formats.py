@@ -756,7 +756,7 @@ def mapped_format(mapping: dict[str, list[str | int]]) -> Format:
     return Format("map", "fields read at --map paths", lambda r: True, parse)
 
 
-def to_sample(fmt: Format, record: dict[str, Any], row: int, raw: str) -> SampleIn:
+def to_sample(fmt: Format, record: dict[str, Any], row: int, raw: str | bytes) -> SampleIn:
     """Parse one record into a sample; raises `RecordError`."""
     if not isinstance(record, dict):
         raise RecordError("(record)", f"a JSON object was expected, found {type(record).__name__}")

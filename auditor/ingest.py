@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -46,7 +47,8 @@ class RawRecord:
     """One record as read: its line (or row) number, its verbatim text, its decoded value."""
 
     row: int
-    raw: str
+    raw: str | bytes
+    """The record verbatim: a JSON line's own bytes, else its text."""
     value: Any = None
     error: str | None = None
     raw_bytes: bytes | None = None
@@ -272,7 +274,7 @@ def ingest_file(
     """Ingest one file in one transaction; raises `IngestError` on bad input unless skipping."""
     started = time.perf_counter()
     if workers is None:
-        workers = 1
+        workers = min(4, os.cpu_count() or 1)
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     if path.is_dir():
@@ -426,9 +428,8 @@ def _parse_records(fmt: Format, chunk: list[RawRecord], skip_invalid: bool) -> _
             if not skip_invalid:
                 out.error = (rec.row, e.message)
                 return out
-            out.rejects.append(
-                rec.raw_bytes if rec.raw_bytes is not None else rec.raw.encode("utf-8")
-            )
+            raw = rec.raw_bytes if rec.raw_bytes is not None else rec.raw
+            out.rejects.append(raw if isinstance(raw, bytes) else raw.encode("utf-8"))
             continue
         for flag in sample.flags:
             out.flags[flag] = out.flags.get(flag, 0) + 1
@@ -437,45 +438,55 @@ def _parse_records(fmt: Format, chunk: list[RawRecord], skip_invalid: bool) -> _
 
 
 def _load_line(line: bytes, row: int) -> RawRecord:
-    """Decode one JSON line: orjson when it can, the standard library's messages when not."""
+    """Decode one JSON line: orjson when it can, the standard library's messages when not.
+
+    The record keeps the line's own bytes, so it is stored exactly as it was in the file.
+    """
     stripped = line.rstrip(b"\r\n")
     try:
-        return RawRecord(row, stripped.decode("utf-8"), orjson.loads(stripped))
-    except UnicodeDecodeError:
-        try:
-            _decode(stripped, row)
-        except RecordError as e:
-            text = stripped.decode("utf-8", "replace")
-            return RawRecord(row, text, error=e.message, raw_bytes=stripped)
-        raise
+        return RawRecord(row, stripped, orjson.loads(stripped))
     except orjson.JSONDecodeError:
-        text = stripped.decode("utf-8")
         try:
-            return RawRecord(row, text, json.loads(text))  # NaN, huge integers
+            text = stripped.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                _decode(stripped, row)
+            except RecordError as e:
+                return RawRecord(row, stripped, error=e.message, raw_bytes=stripped)
+            raise
+        try:
+            return RawRecord(row, stripped, json.loads(text))  # NaN, huge integers
         except json.JSONDecodeError as e:
-            return RawRecord(row, text, error=f"not valid JSON ({e.msg} at column {e.colno})")
+            return RawRecord(row, stripped, error=f"not valid JSON ({e.msg} at column {e.colno})")
 
 
 _FORMAT_CACHE: dict[tuple[str, str | None], Format] = {}
 
 
 def _parse_lines(
-    fmt_name: str, map_spec: str | None, chunk: list[tuple[int, bytes]], skip_invalid: bool
+    fmt_name: str, map_spec: str | None, first_row: int, block: bytes, skip_invalid: bool
 ) -> _ChunkOut:
-    """Worker-process side: decode and parse a chunk of JSON lines."""
+    """Worker-process side: decode and parse a block of whole JSON lines."""
     key = (fmt_name, map_spec)
     fmt = _FORMAT_CACHE.get(key)
     if fmt is None:
         fmt = mapped_format(parse_map_spec(map_spec)) if map_spec else FORMATS[fmt_name]
         _FORMAT_CACHE[key] = fmt
-    records = [_load_line(line, row) for row, line in chunk if line.strip()]
+    records = [
+        _load_line(line, row)
+        for row, line in enumerate(block.split(b"\n"), start=first_row)
+        if line.strip()
+    ]
     return _parse_records(fmt, records, skip_invalid)
 
 
 def _parallel_chunks(
     path: Path, fmt_name: str, map_spec: str | None, skip_invalid: bool, workers: int
 ) -> Iterator[_ChunkOut]:
-    """Parse JSON lines in worker processes; outcomes come back in file order."""
+    """Parse JSON lines in worker processes; outcomes come back in file order.
+
+    The file is read in blocks of whole lines, so this process does no per-line work.
+    """
     import multiprocessing
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -483,43 +494,34 @@ def _parallel_chunks(
     f, _ = _open(path)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     pending: deque[Future[_ChunkOut]] = deque()
+    row = 1
     try:
         with f:
-            chunk: list[tuple[int, bytes]] = []
-            size = 0
-            for row, line in enumerate(f, start=1):
-                if len(line) >= CHUNK_BYTES:
+            while block := f.read(CHUNK_BYTES):
+                if not block.endswith(b"\n"):
+                    block += f.readline()
+                lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+                if len(block) > 2 * CHUNK_BYTES:
                     # a huge record is parsed here: shipping it to a worker would copy it
-                    if chunk:
-                        pending.append(
-                            pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid)
-                        )
-                        chunk, size = [], 0
                     while pending:
                         out = pending.popleft().result()
                         yield out
                         if out.error:
                             return
-                    out = _parse_lines(fmt_name, map_spec, [(row, line)], skip_invalid)
-                    del line
-                    yield out
-                    if out.error:
-                        return
-                    continue
-                chunk.append((row, line))
-                size += len(line)
-                if size >= CHUNK_BYTES:
+                    out = _parse_lines(fmt_name, map_spec, row, block, skip_invalid)
+                    del block
+                else:
                     pending.append(
-                        pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid)
+                        pool.submit(_parse_lines, fmt_name, map_spec, row, block, skip_invalid)
                     )
-                    chunk, size = [], 0
-                    if len(pending) >= 2 * workers:
-                        out = pending.popleft().result()
-                        yield out
-                        if out.error:
-                            return
-            if chunk:
-                pending.append(pool.submit(_parse_lines, fmt_name, map_spec, chunk, skip_invalid))
+                    if len(pending) < 2 * workers:
+                        row += lines
+                        continue
+                    out = pending.popleft().result()
+                row += lines
+                yield out
+                if out.error:
+                    return
         while pending:
             out = pending.popleft().result()
             yield out

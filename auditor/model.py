@@ -54,7 +54,8 @@ class SampleIn:
     row: int
     conversation: Conversation
     responses: list[ResponseIn]
-    record: str
+    record: str | bytes
+    """The source record verbatim (a JSON line's own bytes, or the record's JSON text)."""
     source: str | None = None
     reference: str | None = None
     flags: list[str] = field(default_factory=list)

@@ -374,6 +374,8 @@ class Store:
         s = rows[0]
         s["conversation"] = json.loads(s["conversation"])
         s["flags"] = s["flags"].split(",") if s["flags"] else []
+        if isinstance(s["record"], bytes):  # JSON lines are kept as the file's own bytes
+            s["record"] = s["record"].decode("utf-8")
         s["responses"] = [
             {**r, "ratings": json.loads(r["ratings"]) if r["ratings"] else None}
             for r in self.db["responses"].rows_where("sample_id = ?", [sample_id], order_by="idx")
@@ -928,6 +930,7 @@ class Store:
             sql += " AND s.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
             params.append(dataset)
         return self._query(sql + " GROUP BY 1, 2", params)
+
     # -- scoring ---------------------------------------------------------------------
 
     def reference_answers(self, generator_hash: str, sample_ids: Sequence[int]) -> dict[int, str]:
@@ -1071,6 +1074,7 @@ class Store:
             {**dict(zip(keys, r[:5], strict=True)), "request_count": r[5], "meta": json.loads(r[6])}
             for r in rows
         ]
+
     # -- export ----------------------------------------------------------------------
 
     def export_count(
@@ -1156,6 +1160,7 @@ class Store:
             new = tuple.__new__  # skips NamedTuple's Python-level __new__: a million samples
             yield [new(ExportSample, (*r, responses.get(r[0], none))) for r in rows]
             last = hi
+
     # -- review ------------------------------------------------------------------------
 
     def _queue_sql(
@@ -1500,6 +1505,8 @@ class BulkWriter:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
 # -- export ---------------------------------------------------------------------------
 
 

@@ -39,10 +39,9 @@ from auditor.formats import FORMATS
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Processes that parse JSON lines of large files (>= 16 MB) in parallel; "
-    "worth it only when cores are idle.",
+    default=None,
+    help="Processes that parse JSON lines of large files (>= 16 MB) in parallel. "
+    "Default: the cores, at most 4; 1 parses in this process (better on a busy machine).",
 )
 def command(
     files: tuple[Path, ...],
@@ -51,7 +50,7 @@ def command(
     map_spec: str | None,
     skip_invalid: bool,
     name: str | None,
-    workers: int,
+    workers: int | None,
 ) -> None:
     """Read preference data FILES into the database.
 
