@@ -243,14 +243,18 @@ def _csv_records(f: IO[bytes]) -> Iterator[RawRecord]:
 
 
 def _parquet_records(path: Path) -> Iterator[RawRecord]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     row = 0
-    for batch in pf.iter_batches(batch_size=1000):
-        for value in batch.to_pylist():
-            row += 1
-            yield RawRecord(row, json.dumps(value, ensure_ascii=False, default=str), value)
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=1000):
+            for value in batch.to_pylist():
+                row += 1
+                yield RawRecord(row, json.dumps(value, ensure_ascii=False, default=str), value)
+    except (pa.ArrowException, OSError) as e:  # not Parquet, or cut short
+        raise RecordError("", f"not a readable Parquet file after row {row} ({e})") from None
 
 
 def _location(path: Path, row: int) -> str:

@@ -205,3 +205,11 @@ def test_parallel_parse_matches_serial_and_reports_bad_lines(tmp_path: Path) -> 
         else:
             raise AssertionError("a bad line must stop the ingest")
         assert c.count_samples() == 0
+
+
+def test_a_file_that_is_not_parquet_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not a parquet file at all")
+    code, _, err = _ingest(tmp_path / "a.db", str(path))
+    assert code == 2
+    assert str(path) in err and "Parquet" in err and "Traceback" not in err
