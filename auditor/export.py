@@ -641,19 +641,24 @@ def _check_out(store: Store, out: Path, manifest: Path) -> None:
         raise ExportError(f"{out}: the folder {out.parent} does not exist; create it first")
     if manifest.is_dir():
         raise ExportError(f"{manifest}: is a folder; the manifest cannot be written there")
+    for target in (out, manifest):
+        what = input_named(store, target)
+        if what is not None:
+            raise ExportError(
+                f"{target}: is {what}; an export never overwrites its input. "
+                "Choose another file name"
+            )
+
+
+def input_named(store: Store, target: Path) -> str | None:
+    """What ``target`` is if writing it would destroy an input (a source file, the DB), else None."""
     db = Path(store.path)
     inputs = [
         (Path(d["source_path"]), f"the input file of dataset {d['name']!r}")
         for d in store.datasets()
     ]
     inputs += [(db, "the database"), (Path(f"{db}-wal"), "the database's journal")]
-    for target in (out, manifest):
-        for path, what in inputs:
-            if _same_file(target, path):
-                raise ExportError(
-                    f"{target}: is {what}; an export never overwrites its input. "
-                    "Choose another file name"
-                )
+    return next((what for path, what in inputs if _same_file(target, path)), None)
 
 
 # -- the export --------------------------------------------------------------------------------

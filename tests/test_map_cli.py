@@ -217,3 +217,13 @@ def test_map_without_a_scatter_never_loads_plotext(db_path: Path) -> None:
     )
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True)
+
+
+def test_a_picture_never_overwrites_the_database(runner: CliRunner, db_path: Path) -> None:
+    make_db(db_path)
+    before = db_path.read_bytes()
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--png", str(db_path))
+    assert code == 2 and "is the database" in out
+    assert db_path.read_bytes() == before
+    with Store(db_path) as store:
+        assert store.find_scorer("judge").name == "judge"

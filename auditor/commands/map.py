@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -169,6 +170,12 @@ def print_summary(
 ) -> None:
     """Print the regions, their counts and the thresholds for one scorer (and the scatter)."""
     with open_store(db_path, must_exist=True) as store:
+        if picture is not None:
+            from auditor.export import input_named
+
+            what = input_named(store, Path(picture[0]))
+            if what is not None:
+                fail(f"{picture[0]}: is {what}; the picture must not overwrite it", 2)
         report, view, blocks = map_report(
             store, scorer, dataset=dataset, changes=changes, compare=compare
         )
