@@ -227,3 +227,15 @@ def test_a_picture_never_overwrites_the_database(runner: CliRunner, db_path: Pat
     assert db_path.read_bytes() == before
     with Store(db_path) as store:
         assert store.find_scorer("judge").name == "judge"
+
+
+def test_hostile_dataset_names_are_shown_literally(runner: CliRunner, db_path: Path) -> None:
+    name = "[red]evil[/red]\x1b[31m\x1b]0;pwned\x07"
+    with Store(db_path) as store:
+        ids = add_dataset(store, name, [pair(None, None)] * 3)
+        score(store, "s", {(s, j): float(i + j) for i, s in enumerate(ids) for j in (0, 1)})
+    for args in (["info"], ["map"], ["map", "--no-plot"]):
+        code, out = run(runner, *args, "--db", str(db_path))
+        assert code == 0, out
+        assert "[red]evil[/red]" in out, args
+        assert "\x1b[31m" not in out and "pwned" not in out, args

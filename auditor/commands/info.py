@@ -21,6 +21,9 @@ def command(db_path: str | None, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from auditor.diagnosis import one_line
 
     console = Console(highlight=False)
     console.print(
@@ -30,8 +33,8 @@ def command(db_path: str | None, as_json: bool) -> None:
     table = Table("dataset", "format", "samples", "responses", "rejects", "rated", title=None)
     for d in info["datasets"]:
         table.add_row(
-            d["name"],
-            d["format"],
+            Text(one_line(d["name"], 200)),
+            Text(one_line(d["format"], 40)),
             f"{d['samples']:,}",
             f"{d['responses']:,}",
             f"{d['rejects']:,}",
@@ -43,7 +46,7 @@ def command(db_path: str | None, as_json: bool) -> None:
         for s in info["scorers"]:
             failed = sum(n for k, n in s["scores"].items() if k != "ok")
             st.add_row(
-                s["name"],
+                Text(one_line(s["name"], 200)),
                 s["kind"],
                 s["config_hash"],
                 f"{s['scores'].get('ok', 0):,}",

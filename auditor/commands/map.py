@@ -228,7 +228,7 @@ def _print_text(
         entry = report["datasets"].get(b.title) if report["datasets"] else None
         table = entry["table"] if entry else report["table"]
         if len(blocks) > 1 or split == "dataset":
-            console.print(f"\n== {b.title} ==", markup=False)
+            console.print(f"\n== {one_line(b.title, 200)} ==", markup=False)
         if plot:
             click.echo(terminal_plot(view, b, report["scorer"], width=width, height=height))
         t = Table("region", "count", "share", "mean of means", "reviewed", "flagged")
@@ -333,7 +333,9 @@ def terminal_plot(
     plt.xlim(max(x_lo - pad_x, 0.0) if x_lo >= 0 else x_lo - pad_x, x_hi + pad_x)
     plt.ylim(y_lo - pad_y, y_hi + pad_y)
     shade = f"; shade {' '.join(SHADES)}: fewer to more samples" if dense else ""
-    plt.title(f"{block.title} · {scorer}")
+    from auditor.diagnosis import one_line
+
+    plt.title(one_line(f"{block.title} · {scorer}", 200))
     plt.xlabel("variance of scores (variability)")
     plt.ylabel("mean score")
     legend = "   ".join(
