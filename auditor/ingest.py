@@ -76,7 +76,8 @@ class IngestReport:
         flags = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.flagged.items()))
         line = (
             f"{self.path}: {self.samples:,} samples, {self.responses:,} responses, "
-            f"{self.rejects:,} rejects ({self.format}) in {self.seconds:.1f}s"
+            f"{self.rejects:,} rejects ({self.format}) as dataset {self.dataset!r} "
+            f"in {self.seconds:.1f}s"
         )
         if flags:
             line += f"; flagged: {flags}"
@@ -360,6 +361,9 @@ def ingest_file(
             content_hash=digest,
             options={"map": map_spec} if map_spec else None,
         )
+        # the store makes a taken name unique (train, train-2): report the name it kept
+        kept = store.dataset_by_hash(digest)
+        dataset_name = kept["name"] if kept else dataset_name
         try:
             outcomes = (
                 _parallel_chunks(path, fmt.name, map_spec, skip_invalid, workers)

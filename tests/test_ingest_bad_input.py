@@ -213,3 +213,15 @@ def test_a_file_that_is_not_parquet_is_named_not_a_traceback(tmp_path: Path) -> 
     code, _, err = _ingest(tmp_path / "a.db", str(path))
     assert code == 2
     assert str(path) in err and "Parquet" in err and "Traceback" not in err
+
+
+def test_the_summary_names_the_dataset_kept_when_a_name_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _lines(tmp_path / "a" / "train.jsonl", [GOOD])
+    second = _lines(tmp_path / "b" / "train.jsonl", [{**GOOD, "prompt": "other"}])
+    code, out, _ = _ingest(tmp_path / "x.db", str(first), str(second))
+    assert code == 0
+    assert "as dataset 'train' " in out and "as dataset 'train-2' " in out
+    with Store(tmp_path / "x.db") as s:
+        assert [d["name"] for d in s.datasets()] == ["train", "train-2"]
