@@ -771,6 +771,15 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
         only = set(random.Random(options.seed).sample(mapped, round(len(mapped) / 3)))
     if options.reviewed_only:
         only = decided if only is None else only & decided
+    # nothing to write: say so before an earlier export is replaced by an empty file
+    samples_in = store.export_count(dataset_id=dataset_id)
+    if samples_in == 0:
+        raise ExportError("no samples to export: ingest a file first (`auditor ingest FILE`)")
+    if options.reviewed_only and not decided:
+        raise ExportError(
+            "--reviewed-only: no sample has a reviewer's decision yet; "
+            "decide some in `auditor review` first"
+        )
 
     return _Plan(
         out=out,
@@ -787,7 +796,7 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
         decisions=decisions,
         decided=decided,
         only=only,
-        samples_in=store.export_count(dataset_id=dataset_id),
+        samples_in=samples_in,
         total=store.export_count(
             dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None
         ),

@@ -142,3 +142,22 @@ def test_help_names_every_format_and_flag(runner: CliRunner) -> None:
         "--rank-by",
     ):
         assert word in text
+
+
+def test_nothing_to_export_fails_and_keeps_an_earlier_file(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    out = tmp_path / "clean.jsonl"
+    out.write_text("an earlier export\n")
+    from store import Store
+
+    Store(db_path).close()
+    code, text = run(runner, "export", str(out), "--db", str(db_path))
+    assert code == 2 and "ingest a file first" in text
+    assert run(runner, "ingest", str(data), "--db", str(db_path))[0] == 0
+    code, text = run(runner, "export", str(out), "--db", str(db_path), "--reviewed-only")
+    assert code == 2 and "no sample has a reviewer's decision" in text
+    assert out.read_text() == "an earlier export\n"
+    assert not Path(f"{out}.manifest.json").exists()
