@@ -44,7 +44,10 @@ class LazyGroup(click.Group):
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line (or short) error to stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
+    from auditor.text import strip_control
+
+    # messages quote dataset text (field names, values): no escape sequence reaches the terminal
+    click.echo(f"error: {strip_control(message)}", err=True)
     sys.exit(code)
 
 

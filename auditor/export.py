@@ -651,7 +651,7 @@ def _check_out(store: Store, out: Path, manifest: Path) -> None:
 
 
 def input_named(store: Store, target: Path) -> str | None:
-    """What ``target`` is if writing it would destroy an input (a source file, the DB), else None."""
+    """What ``target`` is if writing it would destroy an input (source file, the DB), else None."""
     db = Path(store.path)
     inputs = [
         (Path(d["source_path"]), f"the input file of dataset {d['name']!r}")

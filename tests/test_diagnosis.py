@@ -12,12 +12,12 @@ from auditor.diagnosis import (
     average_ranks,
     cohen_kappa,
     find_suspects,
-    one_line,
     region_composition,
     scorer_agreement,
     spearman,
 )
 from auditor.model import Action
+from auditor.text import one_line, strip_control
 from store import Store
 from tests.mapdata import add_dataset, multi, pair, score
 
@@ -142,3 +142,8 @@ def test_one_line_strips_terminal_sequences() -> None:
     text = "a\x1b[31mred\x1b[0m\nnext\x1b]0;title\x07 [INST]x[/INST]\x00"
     assert one_line(text) == "a red next [INST]x[/INST]"
     assert one_line("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_strip_control_removes_whole_sequences_and_keeps_line_breaks() -> None:
+    text = "a\x1b[31mred\x1b[0m\n\tnext\x1b]0;title\x07\x1b]8;;http://x\x1b\\L\x00\x9b"
+    assert strip_control(text) == "ared\n\tnextL"

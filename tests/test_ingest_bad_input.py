@@ -225,3 +225,10 @@ def test_the_summary_names_the_dataset_kept_when_a_name_is_taken(tmp_path: Path)
     assert "as dataset 'train' " in out and "as dataset 'train-2' " in out
     with Store(tmp_path / "x.db") as s:
         assert [d["name"] for d in s.datasets()] == ["train", "train-2"]
+
+
+def test_error_messages_quoting_data_carry_no_terminal_escapes(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "odd.jsonl", [{"\x1b]0;pwned\x07\x1b[31m[red]key": 1}])
+    code, _, err = _ingest(tmp_path / "a.db", str(path))
+    assert code == 2 and "could not recognise the format" in err
+    assert "[red]key" in err and "\x1b" not in err and "\x07" not in err

@@ -23,7 +23,7 @@ def command(db_path: str | None, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from auditor.diagnosis import one_line
+    from auditor.text import one_line
 
     console = Console(highlight=False)
     console.print(

@@ -64,6 +64,7 @@ def command(
     Ingesting the same file again adds nothing.
     """
     from auditor.ingest import IngestError, ingest_file
+    from auditor.text import strip_control
 
     if name and len(files) > 1:
         fail("--name names one dataset; give one file with it")
@@ -85,7 +86,7 @@ def command(
                         workers=workers,
                     )
             except IngestError as e:
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"error: {strip_control(str(e))}", err=True)
                 failed = True
                 continue
             click.echo(report.summary())

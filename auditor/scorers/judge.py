@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.model import ScoreIn
 from auditor.scorers.llm import Job, Outcome
+from auditor.text import strip_control
 
 if TYPE_CHECKING:
     from store.store import PendingResponse
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_TEMPLATE = "judge_v1"
 SCALE = (1, 10)
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -112,7 +112,7 @@ def judge_config(
 
 def clean(text: str) -> str:
     """Dataset text made safe to embed: terminal escapes and control characters removed."""
-    return _CONTROL.sub("", text)
+    return strip_control(text)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
