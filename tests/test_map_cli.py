@@ -239,3 +239,16 @@ def test_hostile_dataset_names_are_shown_literally(runner: CliRunner, db_path: P
         assert code == 0, out
         assert "[red]evil[/red]" in out, args
         assert "\x1b[31m" not in out and "pwned" not in out, args
+
+
+def test_info_never_cuts_the_names_that_dataset_and_scorer_take(
+    runner: CliRunner, db_path: Path
+) -> None:
+    name = "alpacaeval_8models_gpt4turbo_judged_" + "x" * 20
+    with Store(db_path) as store:
+        ids = add_dataset(store, name, [pair(None, None)] * 2)
+        sid = score(store, "reference:embedding:gpt-4o-2024-11-20", {(ids[0], 0): 1.0})
+        config = next(s for s in store.scorers() if s.id == sid).config_hash
+    code, out = run(runner, "info", "--db", str(db_path))
+    assert code == 0, out
+    assert "…" not in out and config in out and "$0.00" in out

@@ -20,7 +20,7 @@ def command(db_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
     from rich.text import Text
 
     from auditor.text import one_line
@@ -30,7 +30,9 @@ def command(db_path: str | None, as_json: bool) -> None:
         f"database {info['db']}: {info['samples']:,} samples, {info['responses']:,} responses",
         markup=False,
     )
-    table = Table("dataset", "format", "samples", "responses", "rejects", "rated", title=None)
+    # names and hashes are what --dataset / --scorer take: fold them, never cut them with "…"
+    table = Table("format", "samples", "responses", "rejects", "rated", title=None)
+    table.columns.insert(0, Column("dataset", overflow="fold"))
     for d in info["datasets"]:
         table.add_row(
             Text(one_line(d["name"], 200)),
@@ -42,12 +44,18 @@ def command(db_path: str | None, as_json: bool) -> None:
         )
     console.print(table)
     if info["scorers"]:
-        st = Table("scorer", "kind", "config", "ok", "failed", "coverage", "cost")
+        st = Table(
+            Column("scorer", overflow="fold"),  # its name begins with its kind
+            Column("config", overflow="fold", min_width=16),
+            "ok",
+            "failed",
+            "coverage",
+            "cost",
+        )
         for s in info["scorers"]:
             failed = sum(n for k, n in s["scores"].items() if k != "ok")
             st.add_row(
                 Text(one_line(s["name"], 200)),
-                s["kind"],
                 s["config_hash"],
                 f"{s['scores'].get('ok', 0):,}",
                 f"{failed:,}",
