@@ -252,3 +252,17 @@ def test_info_never_cuts_the_names_that_dataset_and_scorer_take(
     code, out = run(runner, "info", "--db", str(db_path))
     assert code == 0, out
     assert "…" not in out and config in out and "$0.00" in out
+
+
+def test_datasets_without_scores_take_one_line_not_an_empty_table_each(
+    runner: CliRunner, db_path: Path
+) -> None:
+    with Store(db_path) as store:
+        ids = add_dataset(store, "scored", [pair(None, None)] * 3)
+        add_dataset(store, "unscored-a", [pair(None, None)] * 2)
+        add_dataset(store, "unscored-b", [pair(None, None)] * 2)
+        score(store, "s", {(s, j): float(i + j) for i, s in enumerate(ids) for j in (0, 1)})
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0, out
+    assert out.count("mean of means") == 1 and "== scored ==" in out
+    assert "not on this map" in out and "unscored-a, unscored-b" in out

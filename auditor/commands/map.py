@@ -224,9 +224,13 @@ def _print_text(
             "`--pool` splits all samples together",
             markup=False,
         )
+    unmapped = []
     for b in blocks:
         entry = report["datasets"].get(b.title) if report["datasets"] else None
         table = entry["table"] if entry else report["table"]
+        if len(blocks) > 1 and entry is not None and entry["samples"] == 0:
+            unmapped.append(one_line(b.title, 200))  # one line for all, not an empty table each
+            continue
         if len(blocks) > 1 or split == "dataset":
             console.print(f"\n== {one_line(b.title, 200)} ==", markup=False)
         if plot:
@@ -244,6 +248,12 @@ def _print_text(
             )
         console.print(t)
         console.print(_threshold_line(report["thresholds"], b), markup=False)
+    if unmapped:
+        console.print(
+            f"\nnot on this map (no sample has every response scored by this scorer): "
+            f"{', '.join(unmapped)}",
+            markup=False,
+        )
     off = {k: v for k, v in report["excluded"].items() if v}
     if off:
         console.print(
