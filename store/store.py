@@ -337,7 +337,7 @@ class Store:
                     (s.id,),
                 )
             )
-            cost = self._query("SELECT total(cost) FROM scores WHERE scorer_id=?", (s.id,))[0][0]
+            cost = self.scorer_cost(s.id)
             ok = by_status.get("ok", 0)
             scorers.append(
                 {

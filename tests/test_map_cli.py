@@ -266,3 +266,19 @@ def test_datasets_without_scores_take_one_line_not_an_empty_table_each(
     assert code == 0, out
     assert out.count("mean of means") == 1 and "== scored ==" in out
     assert "not on this map" in out and "unscored-a, unscored-b" in out
+
+
+def test_info_counts_what_reference_answers_cost(runner: CliRunner, db_path: Path) -> None:
+    from auditor.scorers.reference import generator_hash, reference_config
+
+    config = reference_config("llm", "rougeL", model="gpt-4o-2024-11-20")
+    with Store(db_path) as store:
+        ids = add_dataset(store, "d", [pair(None, None)])
+        store.scorer("reference:rougeL:gpt-4o-2024-11-20", "reference", config)
+        gh = generator_hash(config["generator"])
+        store.save_reference_answer(gh, ids[0], text="ref", status="ok", cost=1.25)
+    code, out = run(runner, "info", "--db", str(db_path), "--json")
+    assert code == 0, out
+    assert json.loads(out)["scorers"][0]["reference_cost_usd"] == 1.25
+    code, out = run(runner, "info", "--db", str(db_path))
+    assert code == 0 and "$1.25" in out

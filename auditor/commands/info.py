@@ -13,9 +13,19 @@ from auditor.cli import db_option, open_store
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON for scripts.")
 def command(db_path: str | None, as_json: bool) -> None:
-    """Show datasets, formats, sample and response counts, rating and score coverage."""
+    """Show datasets, formats, sample and response counts, rating and score coverage.
+
+    A scorer's cost counts its calls and, for the reference scorer, the reference answers
+    it uses (written once per model and shared by the scorers that use them).
+    """
     with open_store(db_path, must_exist=True) as store:
         info = store.info()
+        for s in info["scorers"]:
+            generator = (s.get("config") or {}).get("generator")
+            if generator:  # LLM-written references are paid once, shared by scorers using them
+                from auditor.scorers.reference import generator_hash
+
+                s["reference_cost_usd"] = store.reference_cost(generator_hash(generator))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -60,7 +70,7 @@ def command(db_path: str | None, as_json: bool) -> None:
                 f"{s['scores'].get('ok', 0):,}",
                 f"{failed:,}",
                 f"{s['coverage']:.0%}",
-                f"${s['cost_usd']:.2f}",
+                f"${s['cost_usd'] + s.get('reference_cost_usd', 0.0):.2f}",
             )
         console.print(st)
     else:
