@@ -88,3 +88,20 @@ def main() -> None:
       auditor review                   # flip, drop, keep in the terminal
       auditor export clean.jsonl --paper-subset
     """
+
+
+# -- review: shared by map and suspects ------------------------------------------------
+
+
+def find_scorer_or_fail(store: Any, scorer: str | None, dataset: str | None) -> Any:
+    """The scorer named (or the newest), after checking ``dataset`` exists; else exit 1."""
+    from store import StoreError
+
+    try:
+        sc = store.find_scorer(scorer)
+    except StoreError as e:
+        fail(str(e), 1)
+    if dataset is not None and store.dataset_named(dataset) is None:
+        names = ", ".join(d["name"] for d in store.datasets()) or "none"
+        fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+    return sc

@@ -282,3 +282,14 @@ def test_info_counts_what_reference_answers_cost(runner: CliRunner, db_path: Pat
     assert json.loads(out)["scorers"][0]["reference_cost_usd"] == 1.25
     code, out = run(runner, "info", "--db", str(db_path))
     assert code == 0 and "$1.25" in out
+
+
+@pytest.mark.parametrize("command", ["map", "suspects"])
+def test_unknown_scorer_or_dataset_lists_what_exists(
+    runner: CliRunner, db_path: Path, command: str
+) -> None:
+    make_db(db_path)
+    code, out = run(runner, command, "--db", str(db_path), "--scorer", "nope")
+    assert code == 1 and "no scorer named 'nope'" in out and "judge" in out
+    code, out = run(runner, command, "--db", str(db_path), "--dataset", "nope")
+    assert code == 1 and "no dataset named 'nope'; this database has: pairs" in out

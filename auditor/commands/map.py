@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from auditor.cli import db_option, fail, open_store
+from auditor.cli import db_option, fail, find_scorer_or_fail, open_store
 
 if TYPE_CHECKING:
     from auditor.analysis import MapSettings
@@ -95,15 +95,8 @@ def map_report(
 ) -> tuple[dict[str, Any], MapView, list[Block]]:
     """Everything `auditor map` prints, as a JSON-ready dict, with the view and its blocks."""
     from auditor.diagnosis import flagged_ids, load_map, region_composition, scorer_agreement
-    from store import StoreError
 
-    try:
-        sc = store.find_scorer(scorer)
-    except StoreError as e:
-        fail(str(e), 1)
-    if dataset is not None and store.dataset_named(dataset) is None:
-        names = ", ".join(d["name"] for d in store.datasets()) or "none"
-        fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+    sc = find_scorer_or_fail(store, scorer, dataset)
     settings = settings_for(store, sc.id, changes or {})
     view = load_map(store, sc.id, dataset=dataset, settings=settings)
     blocks = _blocks(view, dataset)

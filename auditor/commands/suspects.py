@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from auditor.cli import db_option, fail, open_store
+from auditor.cli import db_option, find_scorer_or_fail, open_store
 
 if TYPE_CHECKING:
     from auditor.diagnosis import Diagnosis, Suspect
@@ -98,16 +98,9 @@ def command(
     see `auditor map`. A reviewer's decision, if any, is shown with each suspect.
     """
     from auditor.diagnosis import find_suspects
-    from store import StoreError
 
     with open_store(db_path, must_exist=True) as store:
-        try:
-            sc = store.find_scorer(scorer)
-        except StoreError as e:
-            fail(str(e), 1)
-        if dataset is not None and store.dataset_named(dataset) is None:
-            names = ", ".join(d["name"] for d in store.datasets()) or "none"
-            fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+        sc = find_scorer_or_fail(store, scorer, dataset)
         d = find_suspects(
             store, sc.id, dataset=dataset, top=top or None, margin=margin, max_tau=max_tau
         )
