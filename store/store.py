@@ -125,6 +125,16 @@ class Store:
         conn = sqlite3.connect(
             str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
         )
+        tables = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        if tables and "_migrations" not in tables:
+            # another program's database: migrating it (or turning on WAL) would change it
+            conn.close()
+            raise StoreError(
+                f"{self.path}: a SQLite database of another program (tables: "
+                f"{', '.join(sorted(tables)[:5])}), not an auditor database; give another --db"
+            )
         conn.execute("PRAGMA page_size=16384")  # only takes effect on a new database
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
