@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from auditor.cli import main
@@ -232,3 +233,21 @@ def test_error_messages_quoting_data_carry_no_terminal_escapes(tmp_path: Path) -
     code, _, err = _ingest(tmp_path / "a.db", str(path))
     assert code == 2 and "could not recognise the format" in err
     assert "[red]key" in err and "\x1b" not in err and "\x07" not in err
+
+
+def test_progress_bar_shows_a_file_name_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from auditor.commands.ingest import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with _progress(tmp_path / "[red]x\x1b]0;pwned\x07.jsonl") as update:
+        update(10, 1)
+    assert "[red]x" in err.getvalue() and "pwned" not in err.getvalue()

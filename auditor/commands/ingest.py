@@ -118,11 +118,13 @@ def _progress(path: Path):
         TransferSpeedColumn,
     )
 
+    from auditor.text import one_line
+
     @contextlib.contextmanager
     def bar():
         total = path.stat().st_size if path.exists() else None
         progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # a file name
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -131,7 +133,7 @@ def _progress(path: Path):
             console=Console(stderr=True),
             transient=True,
         )
-        task = progress.add_task(path.name, total=total, rows=0, rate=0.0)
+        task = progress.add_task(one_line(path.name, 60), total=total, rows=0, rate=0.0)
         with progress:
 
             def update(done: int, rows: int) -> None:
