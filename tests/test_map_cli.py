@@ -293,3 +293,21 @@ def test_unknown_scorer_or_dataset_lists_what_exists(
     assert code == 1 and "no scorer named 'nope'" in out and "judge" in out
     code, out = run(runner, command, "--db", str(db_path), "--dataset", "nope")
     assert code == 1 and "no dataset named 'nope'; this database has: pairs" in out
+
+
+def test_a_map_placed_by_tie_break_says_so(runner: CliRunner, db_path: Path) -> None:
+    with Store(db_path) as store:
+        ids = add_dataset(store, "labels", [pair(None, None)] * 9)
+        score(store, "s", {(s, j): float(j == 0) for s in ids for j in (0, 1)})
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0, out
+    assert "note: 9 of 9 samples (100%) tie exactly at a cut" in out
+    with Store(db_path.with_name("fine.db")) as store:
+        ids = add_dataset(store, "fine", [pair(None, None)] * 9)
+        score(
+            store,
+            "s",
+            {(s, j): i * 0.1 + j * (i + 1) ** 2 for i, s in enumerate(ids) for j in (0, 1)},
+        )
+    code, out = run(runner, "map", "--db", str(db_path.with_name("fine.db")), "--no-plot")
+    assert code == 0 and "tie exactly at a cut" not in out, out

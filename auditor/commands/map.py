@@ -241,6 +241,14 @@ def _print_text(
             )
         console.print(t)
         console.print(_threshold_line(report["thresholds"], b), markup=False)
+        tied, mapped = _tied_at_cuts(view, b)
+        if mapped and tied / mapped > 0.1:
+            console.print(
+                f"note: {tied:,} of {mapped:,} samples ({tied / mapped:.0%}) tie exactly at a cut "
+                "and are placed by sample id, not by their scores (coarse scores such as labels "
+                "or 1-5 ratings): their regions say little; a finer scorer separates them",
+                markup=False,
+            )
     if unmapped:
         console.print(
             f"\nnot on this map (no sample has every response scored by this scorer): "
@@ -275,6 +283,22 @@ def _print_text(
             f"over {a['pairs']:,} pairs; same region {_fmt(a['same_region'], '.1%')}",
             markup=False,
         )
+
+
+def _tied_at_cuts(view: MapView, b: Block) -> tuple[int, int]:
+    """Samples whose region came from the tie-break (equal values straddling a cut), and all."""
+    rows = b.rows[view.region[b.rows] != None]  # noqa: E711
+    if not rows.size or b.variance is None or b.mean is None:
+        return 0, int(rows.size)
+    var, mean, region = view.var[rows], view.mean[rows], view.region[rows]
+    tied = np.zeros(rows.size, dtype=bool)
+    at_var = var == b.variance
+    if len(set(region[at_var] == "HighVar")) > 1:
+        tied |= at_var
+    at_mean = (mean == b.mean) & (region != "HighVar")
+    if len(set(region[at_mean])) > 1:
+        tied |= at_mean
+    return int(tied.sum()), int(rows.size)
 
 
 def _threshold_line(t: dict[str, Any], b: Block) -> str:
