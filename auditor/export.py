@@ -780,6 +780,16 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
             "--reviewed-only: no sample has a reviewer's decision yet; "
             "decide some in `auditor review` first"
         )
+    total = store.export_count(dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None)
+    if total == 0 or only == set():
+        where = f" of dataset {options.dataset!r}" if options.dataset is not None else ""
+        on_map = f" on the map of scorer {scorer.name!r}" if map_scorer and scorer else ""
+        if regions and on_map:
+            on_map = f" in {', '.join(regions)}{on_map}"
+        raise ExportError(
+            f"no sample{where} matches the selection{on_map}; "
+            "see `auditor map` and `auditor info` for where the samples are"
+        )
 
     return _Plan(
         out=out,
@@ -797,9 +807,7 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
         decided=decided,
         only=only,
         samples_in=samples_in,
-        total=store.export_count(
-            dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None
-        ),
+        total=total,
         formats={
             d["id"]: (d["format"], json.loads(d["options"] or "{}").get("map"))
             for d in store.datasets()
