@@ -125,9 +125,7 @@ class Store:
         conn = sqlite3.connect(
             str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
         )
-        tables = [
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        ]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         if tables and "_migrations" not in tables:
             # another program's database: migrating it (or turning on WAL) would change it
             conn.close()
@@ -434,12 +432,15 @@ class Store:
             }
             candidates = [s for s in scorers if s.id in with_scores] or scorers
             return candidates[-1]
-        matches = [
-            s for s in scorers if s.name == ref or s.config_hash.startswith(ref) or str(s.id) == ref
-        ]
+        matches = [s for s in scorers if s.name == ref or s.config_hash == ref or str(s.id) == ref]
+        # a hash prefix only when nothing matches exactly, and only when it is unambiguous
+        matches = matches or [s for s in scorers if ref and s.config_hash.startswith(ref)]
         if not matches:
             names = ", ".join(f"{s.name} ({s.config_hash})" for s in scorers)
             raise StoreError(f"no scorer named {ref!r}; this database has: {names}")
+        if len({s.config_hash for s in matches}) > 1 and all(s.name != ref for s in matches):
+            names = ", ".join(f"{s.name} ({s.config_hash})" for s in matches)
+            raise StoreError(f"{ref!r} names more than one scorer: {names}; give more of the hash")
         return matches[-1]
 
     def pending_responses(
@@ -938,6 +939,7 @@ class Store:
             sql += " AND s.dataset_id = (SELECT id FROM datasets WHERE name = ?)"
             params.append(dataset)
         return self._query(sql + " GROUP BY 1, 2", params)
+
     # -- scoring ---------------------------------------------------------------------
 
     def reference_answers(self, generator_hash: str, sample_ids: Sequence[int]) -> dict[int, str]:
@@ -1081,6 +1083,7 @@ class Store:
             {**dict(zip(keys, r[:5], strict=True)), "request_count": r[5], "meta": json.loads(r[6])}
             for r in rows
         ]
+
     # -- export ----------------------------------------------------------------------
 
     def export_count(

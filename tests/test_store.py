@@ -204,3 +204,18 @@ def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path: Path)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["users"]
+
+
+def test_a_hash_prefix_naming_two_scorers_is_refused(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as store:
+        rows = [store.scorer(f"s{i}", "test", {"kind": "test", "i": i}) for i in range(40)]
+        by_first: dict[str, list[str]] = {}
+        for r in rows:
+            if not r.config_hash[0].isdigit() or r.config_hash[0] == "0":  # not also an id
+                by_first.setdefault(r.config_hash[0], []).append(r.name)
+        prefix, names = next((p, n) for p, n in by_first.items() if len(n) > 1)
+        with pytest.raises(StoreError, match="more than one scorer"):
+            store.find_scorer(prefix)
+        assert store.find_scorer(names[0]).name == names[0]
+        assert store.find_scorer(rows[3].config_hash).name == "s3"
+        assert store.find_scorer(rows[3].config_hash[:12]).name == "s3"
