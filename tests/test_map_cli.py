@@ -234,7 +234,7 @@ def test_hostile_dataset_names_are_shown_literally(runner: CliRunner, db_path: P
     with Store(db_path) as store:
         ids = add_dataset(store, name, [pair(None, None)] * 3)
         score(store, "s", {(s, j): float(i + j) for i, s in enumerate(ids) for j in (0, 1)})
-    for args in (["info"], ["map"], ["map", "--no-plot"]):
+    for args in (["info"], ["map"], ["map", "--no-plot"], ["suspects"]):
         code, out = run(runner, *args, "--db", str(db_path))
         assert code == 0, out
         assert "[red]evil[/red]" in out, args

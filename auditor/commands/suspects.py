@@ -128,7 +128,8 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
     )
     if d.tiny_margin:
         console.print(
-            "tiny margin: " + ", ".join(f"{name} {eps:.3g}" for name, eps in d.tiny_margin.items()),
+            "tiny margin: "
+            + ", ".join(f"{one_line(name, 60)} {eps:.3g}" for name, eps in d.tiny_margin.items()),
             markup=False,
         )
     for kind, items in d.suspects.items():
