@@ -311,3 +311,16 @@ def test_a_map_placed_by_tie_break_says_so(runner: CliRunner, db_path: Path) -> 
         )
     code, out = run(runner, "map", "--db", str(db_path.with_name("fine.db")), "--no-plot")
     assert code == 0 and "tie exactly at a cut" not in out, out
+
+
+def test_fixed_cuts_must_be_finite_and_a_zero_fraction_is_reported_as_zero(
+    runner: CliRunner, db_path: Path
+) -> None:
+    make_db(db_path)
+    for cuts in (["nan", "1"], ["1", "inf"]):
+        code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--fixed", *cuts)
+        assert code == 2 and "--fixed needs two finite numbers" in out
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0 and "thresholds (fixed)" not in out  # nothing was stored
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--high-var-fraction", "0")
+    assert code == 0 and "the top 0 by variance" in out

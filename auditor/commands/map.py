@@ -306,7 +306,8 @@ def _threshold_line(t: dict[str, Any], b: Block) -> str:
     v, m = _fmt(b.variance, ".5g"), _fmt(b.mean, ".5g")
     if t.get("method") == "fixed":
         return f"thresholds (fixed): variance > {v} is HighVar; else mean > {m} is HighAvg"
-    share = t.get("high_var_fraction") or 1 / 3
+    share = t.get("high_var_fraction")
+    share = 1 / 3 if share is None else share  # 0 is a choice: no HighVar at all
     return (
         f"thresholds: variance {v} (HighVar: the top {share:.3g} by variance, at or above it) "
         f"and mean {m} (HighAvg: the rest above this median); equal values at a cut are "
@@ -480,6 +481,8 @@ def split_changes(
         changes["high_var_fraction"] = fraction
         changes["fixed"] = None
     if fixed is not None:
+        if not all(math.isfinite(x) for x in fixed):
+            fail(f"--fixed needs two finite numbers, got {fixed[0]} {fixed[1]}")
         changes["fixed"] = fixed
     return changes
 
