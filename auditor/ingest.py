@@ -27,6 +27,7 @@ from auditor.formats import (
     parse_map_spec,
     to_sample,
 )
+from auditor.text import one_line
 from store.store import EncodedSample, encode_sample
 
 if TYPE_CHECKING:
@@ -329,7 +330,8 @@ def ingest_file(
 
     report = IngestReport(str(path), None, fmt.name)
     rejects = _RejectsFile(path)
-    dataset_name = name or _default_name(path)
+    # a name is typed back as --dataset NAME: one plain line, no control characters
+    dataset_name = one_line(name, 200) or one_line(_default_name(path), 200) or "dataset"
     parallel = (
         workers > 1
         and _kind_of(path) == "json"

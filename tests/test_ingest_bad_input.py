@@ -251,3 +251,12 @@ def test_progress_bar_shows_a_file_name_literally(
     with _progress(tmp_path / "[red]x\x1b]0;pwned\x07.jsonl") as update:
         update(10, 1)
     assert "[red]x" in err.getvalue() and "pwned" not in err.getvalue()
+
+
+def test_dataset_names_are_one_plain_line(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "d.jsonl", [GOOD])
+    other = _lines(tmp_path / "e.jsonl", [{**GOOD, "prompt": "q"}])
+    assert _ingest(tmp_path / "a.db", str(path), "--name", "  ")[0] == 0
+    assert _ingest(tmp_path / "a.db", str(other), "--name", "my\x1b[31m\tset\n")[0] == 0
+    with Store(tmp_path / "a.db") as s:
+        assert [d["name"] for d in s.datasets()] == ["d", "my set"]
