@@ -35,7 +35,12 @@ from auditor.formats import FORMATS
     is_flag=True,
     help="Go on past bad records; write them verbatim to FILE.rejects.jsonl and count them.",
 )
-@click.option("--name", default=None, help="Dataset name (default: the file name).")
+@click.option(
+    "--name",
+    default=None,
+    help="Dataset name, as other commands take it with --dataset (default: the file name; "
+    "a name already taken gets -2, -3, ..., which the summary line shows).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
