@@ -658,6 +658,7 @@ def input_named(store: Store, target: Path) -> str | None:
         for d in store.datasets()
     ]
     inputs += [(db, "the database"), (Path(f"{db}-wal"), "the database's journal")]
+    inputs += [(Path(f"{db}-shm"), "the database's shared memory")]
     return next((what for path, what in inputs if _same_file(target, path)), None)
 
 
