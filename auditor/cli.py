@@ -37,6 +37,14 @@ class LazyGroup(click.Group):
         command: click.Command = module.command
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        from store import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except StoreError as e:  # a busy database and the like: a message, not a traceback
+            fail(str(e), 1)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, helptext) for name, (_, helptext) in COMMANDS.items()])

@@ -164,7 +164,16 @@ class Store:
         """An atomic unit: BEGIN IMMEDIATE at the outermost level, SAVEPOINTs inside."""
         with self._lock:
             if self._depth == 0:
-                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e):
+                        raise
+                    raise StoreError(
+                        f"{self.path}: the database is busy: another process (an ingest, a "
+                        f"scoring run) kept it locked for {self._timeout_ms / 1000:g} s; "
+                        "try again when it is done"
+                    ) from None
             else:
                 self.conn.execute(f"SAVEPOINT sp{self._depth}")
             self._depth += 1

@@ -219,3 +219,32 @@ def test_a_hash_prefix_naming_two_scorers_is_refused(tmp_path: Path) -> None:
         assert store.find_scorer(names[0]).name == names[0]
         assert store.find_scorer(rows[3].config_hash).name == "s3"
         assert store.find_scorer(rows[3].config_hash[:12]).name == "s3"
+
+
+def test_a_database_locked_by_another_writer_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from auditor.cli import main
+
+    db = tmp_path / "a.db"
+    Store(db).close()
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # an ingest in another process, say
+    try:
+        store = Store(db, timeout=0.1)
+        with pytest.raises(StoreError, match="busy"), store.transaction():
+            pass
+        store.close()
+        monkeypatch.setattr(Store.__init__, "__kwdefaults__", {"timeout": 0.1})
+        data = tmp_path / "d.jsonl"
+        data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+        result = CliRunner().invoke(main, ["ingest", str(data), "--db", str(db)])
+        assert result.exit_code == 1 and "the database is busy" in result.output
+        assert not isinstance(result.exception, sqlite3.Error)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
