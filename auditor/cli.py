@@ -52,10 +52,10 @@ class LazyGroup(click.Group):
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line (or short) error to stderr and exit with ``code``."""
-    from auditor.text import strip_control
+    from auditor.display import clean_text
 
     # messages quote dataset text (field names, values): no escape sequence reaches the terminal
-    click.echo(f"error: {strip_control(message)}", err=True)
+    click.echo(f"error: {clean_text(message)}", err=True)
     sys.exit(code)
 
 

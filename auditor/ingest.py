@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from auditor.display import one_line
 from auditor.formats import (
     FORMATS,
     Format,
@@ -27,7 +28,6 @@ from auditor.formats import (
     parse_map_spec,
     to_sample,
 )
-from auditor.text import one_line
 from store.store import EncodedSample, encode_sample
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ def command(db_path: str | None, as_json: bool) -> None:
     from rich.table import Column, Table
     from rich.text import Text
 
-    from auditor.text import one_line
+    from auditor.display import one_line
 
     console = Console(highlight=False)
     console.print(

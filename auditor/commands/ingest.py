@@ -68,8 +68,8 @@ def command(
     a message naming the line and field, exit code 2, and nothing from it is kept.
     Ingesting the same file again adds nothing.
     """
+    from auditor.display import clean_text
     from auditor.ingest import IngestError, ingest_file
-    from auditor.text import strip_control
 
     if name and len(files) > 1:
         fail("--name names one dataset; give one file with it")
@@ -91,7 +91,7 @@ def command(
                         workers=workers,
                     )
             except IngestError as e:
-                click.echo(f"error: {strip_control(str(e))}", err=True)
+                click.echo(f"error: {clean_text(str(e))}", err=True)
                 failed = True
                 continue
             click.echo(report.summary())
@@ -123,7 +123,7 @@ def _progress(path: Path):
         TransferSpeedColumn,
     )
 
-    from auditor.text import one_line
+    from auditor.display import one_line
 
     @contextlib.contextmanager
     def bar():

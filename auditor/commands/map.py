@@ -195,7 +195,7 @@ def _print_text(
     from rich.table import Table
     from rich.text import Text
 
-    from auditor.text import one_line
+    from auditor.display import one_line
 
     console = Console(highlight=False, soft_wrap=True)
     scope = f", dataset {report['dataset']}" if report["dataset"] else ""
@@ -361,7 +361,7 @@ def terminal_plot(
     plt.xlim(max(x_lo - pad_x, 0.0) if x_lo >= 0 else x_lo - pad_x, x_hi + pad_x)
     plt.ylim(y_lo - pad_y, y_hi + pad_y)
     shade = f"; shade {' '.join(SHADES)}: fewer to more samples" if dense else ""
-    from auditor.text import one_line
+    from auditor.display import one_line
 
     plt.title(one_line(f"{block.title} · {scorer}", 200))
     plt.xlabel("variance of scores (variability)")

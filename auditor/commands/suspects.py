@@ -115,7 +115,7 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from auditor.text import one_line
+    from auditor.display import one_line
 
     console = Console(highlight=False, soft_wrap=True)
     # cells are cut here, not by rich, so narrow terminals lose prompt text, not columns

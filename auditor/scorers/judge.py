@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.display import clean_text
 from auditor.model import ScoreIn
 from auditor.scorers.llm import Job, Outcome
-from auditor.text import strip_control
 
 if TYPE_CHECKING:
     from store.store import PendingResponse
@@ -112,7 +112,7 @@ def judge_config(
 
 def clean(text: str) -> str:
     """Dataset text made safe to embed: terminal escapes and control characters removed."""
-    return strip_control(text)
+    return clean_text(text)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
