@@ -37,6 +37,14 @@ class LazyGroup(click.Group):
         command: click.Command = module.command
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        from store import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except StoreError as e:  # a busy database and the like: a message, not a traceback
+            fail(str(e), 1)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, helptext) for name, (_, helptext) in COMMANDS.items()])
@@ -44,7 +52,10 @@ class LazyGroup(click.Group):
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line (or short) error to stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
+    from auditor.display import clean_text
+
+    # messages quote dataset text (field names, values): no escape sequence reaches the terminal
+    click.echo(f"error: {clean_text(message)}", err=True)
     sys.exit(code)
 
 
@@ -85,3 +96,20 @@ def main() -> None:
       auditor review                   # flip, drop, keep in the terminal
       auditor export clean.jsonl --paper-subset
     """
+
+
+# -- review: shared by map and suspects ------------------------------------------------
+
+
+def find_scorer_or_fail(store: Any, scorer: str | None, dataset: str | None) -> Any:
+    """The scorer named (or the newest), after checking ``dataset`` exists; else exit 1."""
+    from store import StoreError
+
+    try:
+        sc = store.find_scorer(scorer)
+    except StoreError as e:
+        fail(str(e), 1)
+    if dataset is not None and store.dataset_named(dataset) is None:
+        names = ", ".join(d["name"] for d in store.datasets()) or "none"
+        fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+    return sc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,21 +19,6 @@ FLIPPED = "flipped_label"
 DISAGREEMENT = "rating_disagreement"
 LOW_INFORMATION = "low_information"
 KINDS = (FLIPPED, DISAGREEMENT, LOW_INFORMATION)
-
-# escape sequences first, so a colour code goes as a whole, not just its ESC byte
-_CONTROL = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
-    r"|[\x00-\x1f\x7f-\x9f]"  # any other control character
-)
-
-
-def one_line(text: str | None, width: int = 70) -> str:
-    """Dataset text made safe for one terminal line: control and escape sequences removed."""
-    if not text:
-        return ""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @dataclass(slots=True)

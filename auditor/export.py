@@ -641,19 +641,25 @@ def _check_out(store: Store, out: Path, manifest: Path) -> None:
         raise ExportError(f"{out}: the folder {out.parent} does not exist; create it first")
     if manifest.is_dir():
         raise ExportError(f"{manifest}: is a folder; the manifest cannot be written there")
+    for target in (out, manifest):
+        what = input_named(store, target)
+        if what is not None:
+            raise ExportError(
+                f"{target}: is {what}; an export never overwrites its input. "
+                "Choose another file name"
+            )
+
+
+def input_named(store: Store, target: Path) -> str | None:
+    """What ``target`` is if writing it would destroy an input (source file, the DB), else None."""
     db = Path(store.path)
     inputs = [
         (Path(d["source_path"]), f"the input file of dataset {d['name']!r}")
         for d in store.datasets()
     ]
     inputs += [(db, "the database"), (Path(f"{db}-wal"), "the database's journal")]
-    for target in (out, manifest):
-        for path, what in inputs:
-            if _same_file(target, path):
-                raise ExportError(
-                    f"{target}: is {what}; an export never overwrites its input. "
-                    "Choose another file name"
-                )
+    inputs += [(Path(f"{db}-shm"), "the database's shared memory")]
+    return next((what for path, what in inputs if _same_file(target, path)), None)
 
 
 # -- the export --------------------------------------------------------------------------------
@@ -766,6 +772,25 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
         only = set(random.Random(options.seed).sample(mapped, round(len(mapped) / 3)))
     if options.reviewed_only:
         only = decided if only is None else only & decided
+    # nothing to write: say so before an earlier export is replaced by an empty file
+    samples_in = store.export_count(dataset_id=dataset_id)
+    if samples_in == 0:
+        raise ExportError("no samples to export: ingest a file first (`auditor ingest FILE`)")
+    if options.reviewed_only and not decided:
+        raise ExportError(
+            "--reviewed-only: no sample has a reviewer's decision yet; "
+            "decide some in `auditor review` first"
+        )
+    total = store.export_count(dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None)
+    if total == 0 or only == set():
+        where = f" of dataset {options.dataset!r}" if options.dataset is not None else ""
+        on_map = f" on the map of scorer {scorer.name!r}" if map_scorer and scorer else ""
+        if regions and on_map:
+            on_map = f" in {', '.join(regions)}{on_map}"
+        raise ExportError(
+            f"no sample{where} matches the selection{on_map}; "
+            "see `auditor map` and `auditor info` for where the samples are"
+        )
 
     return _Plan(
         out=out,
@@ -782,10 +807,8 @@ def _plan(store: Store, out: Path, options: ExportOptions) -> _Plan:
         decisions=decisions,
         decided=decided,
         only=only,
-        samples_in=store.export_count(dataset_id=dataset_id),
-        total=store.export_count(
-            dataset_id=dataset_id, scorer_id=map_scorer, regions=regions or None
-        ),
+        samples_in=samples_in,
+        total=total,
         formats={
             d["id"]: (d["format"], json.loads(d["options"] or "{}").get("map"))
             for d in store.datasets()

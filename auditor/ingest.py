@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from auditor.display import one_line
 from auditor.formats import (
     FORMATS,
     Format,
@@ -78,7 +79,8 @@ class IngestReport:
         flags = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.flagged.items()))
         line = (
             f"{self.path}: {self.samples:,} samples, {self.responses:,} responses, "
-            f"{self.rejects:,} rejects ({self.format}) in {self.seconds:.1f}s"
+            f"{self.rejects:,} rejects ({self.format}) as dataset {self.dataset!r} "
+            f"in {self.seconds:.1f}s"
         )
         if flags:
             line += f"; flagged: {flags}"
@@ -245,14 +247,18 @@ def _csv_records(f: IO[bytes]) -> Iterator[RawRecord]:
 
 
 def _parquet_records(path: Path) -> Iterator[RawRecord]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     row = 0
-    for batch in pf.iter_batches(batch_size=1000):
-        for value in batch.to_pylist():
-            row += 1
-            yield RawRecord(row, json.dumps(value, ensure_ascii=False, default=str), value)
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=1000):
+            for value in batch.to_pylist():
+                row += 1
+                yield RawRecord(row, json.dumps(value, ensure_ascii=False, default=str), value)
+    except (pa.ArrowException, OSError) as e:  # not Parquet, or cut short
+        raise RecordError("", f"not a readable Parquet file after row {row} ({e})") from None
 
 
 def _location(path: Path, row: int) -> str:
@@ -326,7 +332,8 @@ def ingest_file(
 
     report = IngestReport(str(path), None, fmt.name)
     rejects = _RejectsFile(path)
-    dataset_name = name or _default_name(path)
+    # a name is typed back as --dataset NAME: one plain line, no control characters
+    dataset_name = one_line(name, 200) or one_line(_default_name(path), 200) or "dataset"
     parallel = (
         workers > 1
         and _kind_of(path) == "json"
@@ -358,6 +365,9 @@ def ingest_file(
             content_hash=digest,
             options={"map": map_spec} if map_spec else None,
         )
+        # the store makes a taken name unique (train, train-2): report the name it kept
+        kept = store.dataset_by_hash(digest)
+        dataset_name = kept["name"] if kept else dataset_name
         try:
             outcomes = (
                 _parallel_chunks(path, fmt.name, map_spec, skip_invalid, workers)

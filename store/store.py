@@ -125,6 +125,14 @@ class Store:
         conn = sqlite3.connect(
             str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
         )
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        if tables and "_migrations" not in tables:
+            # another program's database: migrating it (or turning on WAL) would change it
+            conn.close()
+            raise StoreError(
+                f"{self.path}: a SQLite database of another program (tables: "
+                f"{', '.join(sorted(tables)[:5])}), not an auditor database; give another --db"
+            )
         conn.execute("PRAGMA page_size=16384")  # only takes effect on a new database
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -156,7 +164,16 @@ class Store:
         """An atomic unit: BEGIN IMMEDIATE at the outermost level, SAVEPOINTs inside."""
         with self._lock:
             if self._depth == 0:
-                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e):
+                        raise
+                    raise StoreError(
+                        f"{self.path}: the database is busy: another process (an ingest, a "
+                        f"scoring run) kept it locked for {self._timeout_ms / 1000:g} s; "
+                        "try again when it is done"
+                    ) from None
             else:
                 self.conn.execute(f"SAVEPOINT sp{self._depth}")
             self._depth += 1
@@ -337,7 +354,7 @@ class Store:
                     (s.id,),
                 )
             )
-            cost = self._query("SELECT total(cost) FROM scores WHERE scorer_id=?", (s.id,))[0][0]
+            cost = self.scorer_cost(s.id)
             ok = by_status.get("ok", 0)
             scorers.append(
                 {
@@ -426,12 +443,15 @@ class Store:
             }
             candidates = [s for s in scorers if s.id in with_scores] or scorers
             return candidates[-1]
-        matches = [
-            s for s in scorers if s.name == ref or s.config_hash.startswith(ref) or str(s.id) == ref
-        ]
+        matches = [s for s in scorers if s.name == ref or s.config_hash == ref or str(s.id) == ref]
+        # a hash prefix only when nothing matches exactly, and only when it is unambiguous
+        matches = matches or [s for s in scorers if ref and s.config_hash.startswith(ref)]
         if not matches:
             names = ", ".join(f"{s.name} ({s.config_hash})" for s in scorers)
             raise StoreError(f"no scorer named {ref!r}; this database has: {names}")
+        if len({s.config_hash for s in matches}) > 1 and all(s.name != ref for s in matches):
+            names = ", ".join(f"{s.name} ({s.config_hash})" for s in matches)
+            raise StoreError(f"{ref!r} names more than one scorer: {names}; give more of the hash")
         return matches[-1]
 
     def pending_responses(

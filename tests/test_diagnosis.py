@@ -12,11 +12,11 @@ from auditor.diagnosis import (
     average_ranks,
     cohen_kappa,
     find_suspects,
-    one_line,
     region_composition,
     scorer_agreement,
     spearman,
 )
+from auditor.display import clean_text, one_line
 from auditor.model import Action
 from store import Store
 from tests.mapdata import add_dataset, multi, pair, score
@@ -140,5 +140,10 @@ def test_region_composition_by_source_and_model(store: Store) -> None:
 
 def test_one_line_strips_terminal_sequences() -> None:
     text = "a\x1b[31mred\x1b[0m\nnext\x1b]0;title\x07 [INST]x[/INST]\x00"
-    assert one_line(text) == "a red next [INST]x[/INST]"
+    assert one_line(text, 70) == "ared next [INST]x[/INST]"  # a colour code is no space
     assert one_line("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_clean_text_removes_whole_sequences_and_keeps_line_breaks() -> None:
+    text = "a\x1b[31mred\x1b[0m\n\tnext\x1b]0;title\x07\x1b]8;;http://x\x1b\\L\x00\x9b"
+    assert clean_text(text) == "ared\n    nextL"

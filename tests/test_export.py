@@ -461,7 +461,8 @@ def test_an_input_file_is_never_overwritten(store: Store, tmp_path: Path) -> Non
     source.write_bytes(shared_file(UF_TRL).read_bytes())
     ingest_file(store, source)
     before = source.read_bytes()
-    for target in (source, tmp_path / "." / "data.jsonl", store.path):
+    db = store.path
+    for target in (source, tmp_path / "." / "data.jsonl", db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         with pytest.raises(ExportError, match="never overwrites its input"):
             export(store, target, ExportOptions(format="original"))
     assert source.read_bytes() == before

@@ -142,3 +142,37 @@ def test_help_names_every_format_and_flag(runner: CliRunner) -> None:
         "--rank-by",
     ):
         assert word in text
+
+
+def test_nothing_to_export_fails_and_keeps_an_earlier_file(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    out = tmp_path / "clean.jsonl"
+    out.write_text("an earlier export\n")
+    from store import Store
+
+    Store(db_path).close()
+    code, text = run(runner, "export", str(out), "--db", str(db_path))
+    assert code == 2 and "ingest a file first" in text
+    assert run(runner, "ingest", str(data), "--db", str(db_path))[0] == 0
+    code, text = run(runner, "export", str(out), "--db", str(db_path), "--reviewed-only")
+    assert code == 2 and "no sample has a reviewer's decision" in text
+    assert out.read_text() == "an earlier export\n"
+    assert not Path(f"{out}.manifest.json").exists()
+
+
+def test_a_region_with_no_sample_of_the_dataset_fails_before_writing(
+    runner: CliRunner, scored_db: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "late.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    assert run(runner, "ingest", str(data), "--db", str(scored_db))[0] == 0
+    out = tmp_path / "late-clean.jsonl"
+    for selection in (["--paper-subset"], ["--random-third"]):
+        args = ["export", str(out), "--db", str(scored_db), "--dataset", "late", *selection]
+        code, text = run(runner, *args)
+        assert code == 2 and "no sample of dataset 'late' matches the selection" in text
+        assert "on the map of scorer 'annotations'" in text
+    assert not out.exists()

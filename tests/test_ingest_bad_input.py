@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from auditor.cli import main
@@ -205,3 +206,57 @@ def test_parallel_parse_matches_serial_and_reports_bad_lines(tmp_path: Path) -> 
         else:
             raise AssertionError("a bad line must stop the ingest")
         assert c.count_samples() == 0
+
+
+def test_a_file_that_is_not_parquet_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not a parquet file at all")
+    code, _, err = _ingest(tmp_path / "a.db", str(path))
+    assert code == 2
+    assert str(path) in err and "Parquet" in err and "Traceback" not in err
+
+
+def test_the_summary_names_the_dataset_kept_when_a_name_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _lines(tmp_path / "a" / "train.jsonl", [GOOD])
+    second = _lines(tmp_path / "b" / "train.jsonl", [{**GOOD, "prompt": "other"}])
+    code, out, _ = _ingest(tmp_path / "x.db", str(first), str(second))
+    assert code == 0
+    assert "as dataset 'train' " in out and "as dataset 'train-2' " in out
+    with Store(tmp_path / "x.db") as s:
+        assert [d["name"] for d in s.datasets()] == ["train", "train-2"]
+
+
+def test_error_messages_quoting_data_carry_no_terminal_escapes(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "odd.jsonl", [{"\x1b]0;pwned\x07\x1b[31m[red]key": 1}])
+    code, _, err = _ingest(tmp_path / "a.db", str(path))
+    assert code == 2 and "could not recognise the format" in err
+    assert "[red]key" in err and "\x1b" not in err and "\x07" not in err
+
+
+def test_progress_bar_shows_a_file_name_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from auditor.commands.ingest import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with _progress(tmp_path / "[red]x\x1b]0;pwned\x07.jsonl") as update:
+        update(10, 1)
+    assert "[red]x" in err.getvalue() and "pwned" not in err.getvalue()
+
+
+def test_dataset_names_are_one_plain_line(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "d.jsonl", [GOOD])
+    other = _lines(tmp_path / "e.jsonl", [{**GOOD, "prompt": "q"}])
+    assert _ingest(tmp_path / "a.db", str(path), "--name", "  ")[0] == 0
+    assert _ingest(tmp_path / "a.db", str(other), "--name", "my\x1b[31m\tset\n")[0] == 0
+    with Store(tmp_path / "a.db") as s:
+        assert [d["name"] for d in s.datasets()] == ["d", "my set"]

@@ -217,3 +217,110 @@ def test_map_without_a_scatter_never_loads_plotext(db_path: Path) -> None:
     )
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True)
+
+
+def test_a_picture_never_overwrites_the_database(runner: CliRunner, db_path: Path) -> None:
+    make_db(db_path)
+    before = db_path.read_bytes()
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--png", str(db_path))
+    assert code == 2 and "is the database" in out
+    assert db_path.read_bytes() == before
+    with Store(db_path) as store:
+        assert store.find_scorer("judge").name == "judge"
+
+
+def test_hostile_dataset_names_are_shown_literally(runner: CliRunner, db_path: Path) -> None:
+    name = "[red]evil[/red]\x1b[31m\x1b]0;pwned\x07"
+    with Store(db_path) as store:
+        ids = add_dataset(store, name, [pair(None, None)] * 3)
+        score(store, "s", {(s, j): float(i + j) for i, s in enumerate(ids) for j in (0, 1)})
+    for args in (["info"], ["map"], ["map", "--no-plot"], ["suspects"]):
+        code, out = run(runner, *args, "--db", str(db_path))
+        assert code == 0, out
+        assert "[red]evil[/red]" in out, args
+        assert "\x1b[31m" not in out and "pwned" not in out, args
+
+
+def test_info_never_cuts_the_names_that_dataset_and_scorer_take(
+    runner: CliRunner, db_path: Path
+) -> None:
+    name = "alpacaeval_8models_gpt4turbo_judged_" + "x" * 20
+    with Store(db_path) as store:
+        ids = add_dataset(store, name, [pair(None, None)] * 2)
+        sid = score(store, "reference:embedding:gpt-4o-2024-11-20", {(ids[0], 0): 1.0})
+        config = next(s for s in store.scorers() if s.id == sid).config_hash
+    code, out = run(runner, "info", "--db", str(db_path))
+    assert code == 0, out
+    assert "…" not in out and config in out and "$0.00" in out
+
+
+def test_datasets_without_scores_take_one_line_not_an_empty_table_each(
+    runner: CliRunner, db_path: Path
+) -> None:
+    with Store(db_path) as store:
+        ids = add_dataset(store, "scored", [pair(None, None)] * 3)
+        add_dataset(store, "unscored-a", [pair(None, None)] * 2)
+        add_dataset(store, "unscored-b", [pair(None, None)] * 2)
+        score(store, "s", {(s, j): float(i + j) for i, s in enumerate(ids) for j in (0, 1)})
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0, out
+    assert out.count("mean of means") == 1 and "== scored ==" in out
+    assert "not on this map" in out and "unscored-a, unscored-b" in out
+
+
+def test_info_counts_what_reference_answers_cost(runner: CliRunner, db_path: Path) -> None:
+    from auditor.scorers.reference import generator_hash, reference_config
+
+    config = reference_config("llm", "rougeL", model="gpt-4o-2024-11-20")
+    with Store(db_path) as store:
+        ids = add_dataset(store, "d", [pair(None, None)])
+        store.scorer("reference:rougeL:gpt-4o-2024-11-20", "reference", config)
+        gh = generator_hash(config["generator"])
+        store.save_reference_answer(gh, ids[0], text="ref", status="ok", cost=1.25)
+    code, out = run(runner, "info", "--db", str(db_path), "--json")
+    assert code == 0, out
+    assert json.loads(out)["scorers"][0]["reference_cost_usd"] == 1.25
+    code, out = run(runner, "info", "--db", str(db_path))
+    assert code == 0 and "$1.25" in out
+
+
+@pytest.mark.parametrize("command", ["map", "suspects"])
+def test_unknown_scorer_or_dataset_lists_what_exists(
+    runner: CliRunner, db_path: Path, command: str
+) -> None:
+    make_db(db_path)
+    code, out = run(runner, command, "--db", str(db_path), "--scorer", "nope")
+    assert code == 1 and "no scorer named 'nope'" in out and "judge" in out
+    code, out = run(runner, command, "--db", str(db_path), "--dataset", "nope")
+    assert code == 1 and "no dataset named 'nope'; this database has: pairs" in out
+
+
+def test_a_map_placed_by_tie_break_says_so(runner: CliRunner, db_path: Path) -> None:
+    with Store(db_path) as store:
+        ids = add_dataset(store, "labels", [pair(None, None)] * 9)
+        score(store, "s", {(s, j): float(j == 0) for s in ids for j in (0, 1)})
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0, out
+    assert "note: 9 of 9 samples (100%) tie exactly at a cut" in out
+    with Store(db_path.with_name("fine.db")) as store:
+        ids = add_dataset(store, "fine", [pair(None, None)] * 9)
+        score(
+            store,
+            "s",
+            {(s, j): i * 0.1 + j * (i + 1) ** 2 for i, s in enumerate(ids) for j in (0, 1)},
+        )
+    code, out = run(runner, "map", "--db", str(db_path.with_name("fine.db")), "--no-plot")
+    assert code == 0 and "tie exactly at a cut" not in out, out
+
+
+def test_fixed_cuts_must_be_finite_and_a_zero_fraction_is_reported_as_zero(
+    runner: CliRunner, db_path: Path
+) -> None:
+    make_db(db_path)
+    for cuts in (["nan", "1"], ["1", "inf"]):
+        code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--fixed", *cuts)
+        assert code == 2 and "--fixed needs two finite numbers" in out
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot")
+    assert code == 0 and "thresholds (fixed)" not in out  # nothing was stored
+    code, out = run(runner, "map", "--db", str(db_path), "--no-plot", "--high-var-fraction", "0")
+    assert code == 0 and "the top 0 by variance" in out

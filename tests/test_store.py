@@ -187,3 +187,64 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     with Store(db) as s:
         assert s.score_counts(sc.id)["ok"] == 800
         assert len(s.decisions()) == 400
+
+
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="another program"):
+        Store(path)
+    assert path.read_bytes() == before
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["users"]
+
+
+def test_a_hash_prefix_naming_two_scorers_is_refused(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as store:
+        rows = [store.scorer(f"s{i}", "test", {"kind": "test", "i": i}) for i in range(40)]
+        by_first: dict[str, list[str]] = {}
+        for r in rows:
+            if not r.config_hash[0].isdigit() or r.config_hash[0] == "0":  # not also an id
+                by_first.setdefault(r.config_hash[0], []).append(r.name)
+        prefix, names = next((p, n) for p, n in by_first.items() if len(n) > 1)
+        with pytest.raises(StoreError, match="more than one scorer"):
+            store.find_scorer(prefix)
+        assert store.find_scorer(names[0]).name == names[0]
+        assert store.find_scorer(rows[3].config_hash).name == "s3"
+        assert store.find_scorer(rows[3].config_hash[:12]).name == "s3"
+
+
+def test_a_database_locked_by_another_writer_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from auditor.cli import main
+
+    db = tmp_path / "a.db"
+    Store(db).close()
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # an ingest in another process, say
+    try:
+        store = Store(db, timeout=0.1)
+        with pytest.raises(StoreError, match="busy"), store.transaction():
+            pass
+        store.close()
+        monkeypatch.setattr(Store.__init__, "__kwdefaults__", {"timeout": 0.1})
+        data = tmp_path / "d.jsonl"
+        data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+        result = CliRunner().invoke(main, ["ingest", str(data), "--db", str(db)])
+        assert result.exit_code == 1 and "the database is busy" in result.output
+        assert not isinstance(result.exception, sqlite3.Error)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

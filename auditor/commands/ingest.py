@@ -35,7 +35,12 @@ from auditor.formats import FORMATS
     is_flag=True,
     help="Go on past bad records; write them verbatim to FILE.rejects.jsonl and count them.",
 )
-@click.option("--name", default=None, help="Dataset name (default: the file name).")
+@click.option(
+    "--name",
+    default=None,
+    help="Dataset name, as other commands take it with --dataset (default: the file name; "
+    "a name already taken gets -2, -3, ..., which the summary line shows).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -62,6 +67,7 @@ def command(
     a message naming the line and field, exit code 2, and nothing from it is kept.
     Ingesting the same file again adds nothing.
     """
+    from auditor.display import clean_text
     from auditor.ingest import IngestError, ingest_file
 
     if name and len(files) > 1:
@@ -84,7 +90,7 @@ def command(
                         workers=workers,
                     )
             except IngestError as e:
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"error: {clean_text(str(e))}", err=True)
                 failed = True
                 continue
             click.echo(report.summary())
@@ -116,11 +122,13 @@ def _progress(path: Path):
         TransferSpeedColumn,
     )
 
+    from auditor.display import one_line
+
     @contextlib.contextmanager
     def bar():
         total = path.stat().st_size if path.exists() else None
         progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # a file name
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -129,7 +137,7 @@ def _progress(path: Path):
             console=Console(stderr=True),
             transient=True,
         )
-        task = progress.add_task(path.name, total=total, rows=0, rate=0.0)
+        task = progress.add_task(one_line(path.name, 60), total=total, rows=0, rate=0.0)
         with progress:
 
             def update(done: int, rows: int) -> None:

@@ -6,12 +6,13 @@ import json
 import math
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
-from auditor.cli import db_option, fail, open_store
+from auditor.cli import db_option, fail, find_scorer_or_fail, open_store
 
 if TYPE_CHECKING:
     from auditor.analysis import MapSettings
@@ -94,15 +95,8 @@ def map_report(
 ) -> tuple[dict[str, Any], MapView, list[Block]]:
     """Everything `auditor map` prints, as a JSON-ready dict, with the view and its blocks."""
     from auditor.diagnosis import flagged_ids, load_map, region_composition, scorer_agreement
-    from store import StoreError
 
-    try:
-        sc = store.find_scorer(scorer)
-    except StoreError as e:
-        fail(str(e), 1)
-    if dataset is not None and store.dataset_named(dataset) is None:
-        names = ", ".join(d["name"] for d in store.datasets()) or "none"
-        fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+    sc = find_scorer_or_fail(store, scorer, dataset)
     settings = settings_for(store, sc.id, changes or {})
     view = load_map(store, sc.id, dataset=dataset, settings=settings)
     blocks = _blocks(view, dataset)
@@ -169,6 +163,12 @@ def print_summary(
 ) -> None:
     """Print the regions, their counts and the thresholds for one scorer (and the scatter)."""
     with open_store(db_path, must_exist=True) as store:
+        if picture is not None:
+            from auditor.export import input_named
+
+            what = input_named(store, Path(picture[0]))
+            if what is not None:
+                fail(f"{picture[0]}: is {what}; the picture must not overwrite it", 2)
         report, view, blocks = map_report(
             store, scorer, dataset=dataset, changes=changes, compare=compare
         )
@@ -195,7 +195,7 @@ def _print_text(
     from rich.table import Table
     from rich.text import Text
 
-    from auditor.diagnosis import one_line
+    from auditor.display import one_line
 
     console = Console(highlight=False, soft_wrap=True)
     scope = f", dataset {report['dataset']}" if report["dataset"] else ""
@@ -217,11 +217,15 @@ def _print_text(
             "`--pool` splits all samples together",
             markup=False,
         )
+    unmapped = []
     for b in blocks:
         entry = report["datasets"].get(b.title) if report["datasets"] else None
         table = entry["table"] if entry else report["table"]
+        if len(blocks) > 1 and entry is not None and entry["samples"] == 0:
+            unmapped.append(one_line(b.title, 200))  # one line for all, not an empty table each
+            continue
         if len(blocks) > 1 or split == "dataset":
-            console.print(f"\n== {b.title} ==", markup=False)
+            console.print(f"\n== {one_line(b.title, 200)} ==", markup=False)
         if plot:
             click.echo(terminal_plot(view, b, report["scorer"], width=width, height=height))
         t = Table("region", "count", "share", "mean of means", "reviewed", "flagged")
@@ -237,6 +241,20 @@ def _print_text(
             )
         console.print(t)
         console.print(_threshold_line(report["thresholds"], b), markup=False)
+        tied, mapped = _tied_at_cuts(view, b)
+        if mapped and tied / mapped > 0.1:
+            console.print(
+                f"note: {tied:,} of {mapped:,} samples ({tied / mapped:.0%}) tie exactly at a cut "
+                "and are placed by sample id, not by their scores (coarse scores such as labels "
+                "or 1-5 ratings): their regions say little; a finer scorer separates them",
+                markup=False,
+            )
+    if unmapped:
+        console.print(
+            f"\nnot on this map (no sample has every response scored by this scorer): "
+            f"{', '.join(unmapped)}",
+            markup=False,
+        )
     off = {k: v for k, v in report["excluded"].items() if v}
     if off:
         console.print(
@@ -267,12 +285,29 @@ def _print_text(
         )
 
 
+def _tied_at_cuts(view: MapView, b: Block) -> tuple[int, int]:
+    """Samples whose region came from the tie-break (equal values straddling a cut), and all."""
+    rows = b.rows[view.region[b.rows] != None]  # noqa: E711
+    if not rows.size or b.variance is None or b.mean is None:
+        return 0, int(rows.size)
+    var, mean, region = view.var[rows], view.mean[rows], view.region[rows]
+    tied = np.zeros(rows.size, dtype=bool)
+    at_var = var == b.variance
+    if len(set(region[at_var] == "HighVar")) > 1:
+        tied |= at_var
+    at_mean = (mean == b.mean) & (region != "HighVar")
+    if len(set(region[at_mean])) > 1:
+        tied |= at_mean
+    return int(tied.sum()), int(rows.size)
+
+
 def _threshold_line(t: dict[str, Any], b: Block) -> str:
     """The cuts in words, as the split applies them."""
     v, m = _fmt(b.variance, ".5g"), _fmt(b.mean, ".5g")
     if t.get("method") == "fixed":
         return f"thresholds (fixed): variance > {v} is HighVar; else mean > {m} is HighAvg"
-    share = t.get("high_var_fraction") or 1 / 3
+    share = t.get("high_var_fraction")
+    share = 1 / 3 if share is None else share  # 0 is a choice: no HighVar at all
     return (
         f"thresholds: variance {v} (HighVar: the top {share:.3g} by variance, at or above it) "
         f"and mean {m} (HighAvg: the rest above this median); equal values at a cut are "
@@ -326,7 +361,9 @@ def terminal_plot(
     plt.xlim(max(x_lo - pad_x, 0.0) if x_lo >= 0 else x_lo - pad_x, x_hi + pad_x)
     plt.ylim(y_lo - pad_y, y_hi + pad_y)
     shade = f"; shade {' '.join(SHADES)}: fewer to more samples" if dense else ""
-    plt.title(f"{block.title} · {scorer}")
+    from auditor.display import one_line
+
+    plt.title(one_line(f"{block.title} · {scorer}", 200))
     plt.xlabel("variance of scores (variability)")
     plt.ylabel("mean score")
     legend = "   ".join(
@@ -444,6 +481,8 @@ def split_changes(
         changes["high_var_fraction"] = fraction
         changes["fixed"] = None
     if fixed is not None:
+        if not all(math.isfinite(x) for x in fixed):
+            fail(f"--fixed needs two finite numbers, got {fixed[0]} {fixed[1]}")
         changes["fixed"] = fixed
     return changes
 

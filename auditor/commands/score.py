@@ -243,8 +243,11 @@ def command(
                 f"scorer {report.scorer} ({report.config_hash}): {report.scored:,} responses "
                 f"scored from annotations, {report.without_rating:,} without a rating"
             )
+            if report.scored == 0 and report.without_rating == 0:
+                fail("the database holds no responses yet: `auditor ingest FILE` first", 1)
             if report.scored == 0:
-                fail("no response in this database carries that rating; try --field auto", 1)
+                hint = "try --field auto" if field != "auto" else "score with judge or reference"
+                fail(f"no response in this database carries that rating; {hint}", 1)
             return
         _score_with_model(store, kind, locals())
 

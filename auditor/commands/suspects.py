@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from auditor.cli import db_option, fail, open_store
+from auditor.cli import db_option, find_scorer_or_fail, open_store
 
 if TYPE_CHECKING:
     from auditor.diagnosis import Diagnosis, Suspect
@@ -98,16 +98,9 @@ def command(
     see `auditor map`. A reviewer's decision, if any, is shown with each suspect.
     """
     from auditor.diagnosis import find_suspects
-    from store import StoreError
 
     with open_store(db_path, must_exist=True) as store:
-        try:
-            sc = store.find_scorer(scorer)
-        except StoreError as e:
-            fail(str(e), 1)
-        if dataset is not None and store.dataset_named(dataset) is None:
-            names = ", ".join(d["name"] for d in store.datasets()) or "none"
-            fail(f"no dataset named {dataset!r}; this database has: {names}", 1)
+        sc = find_scorer_or_fail(store, scorer, dataset)
         d = find_suspects(
             store, sc.id, dataset=dataset, top=top or None, margin=margin, max_tau=max_tau
         )
@@ -122,7 +115,7 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from auditor.diagnosis import one_line
+    from auditor.display import one_line
 
     console = Console(highlight=False, soft_wrap=True)
     # cells are cut here, not by rich, so narrow terminals lose prompt text, not columns
@@ -135,7 +128,8 @@ def _print(sc: Any, dataset: str | None, d: Diagnosis) -> None:
     )
     if d.tiny_margin:
         console.print(
-            "tiny margin: " + ", ".join(f"{name} {eps:.3g}" for name, eps in d.tiny_margin.items()),
+            "tiny margin: "
+            + ", ".join(f"{one_line(name, 60)} {eps:.3g}" for name, eps in d.tiny_margin.items()),
             markup=False,
         )
     for kind, items in d.suspects.items():

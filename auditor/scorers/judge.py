@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.display import clean_text
 from auditor.model import ScoreIn
 from auditor.scorers.llm import Job, Outcome
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_TEMPLATE = "judge_v1"
 SCALE = (1, 10)
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -112,7 +112,7 @@ def judge_config(
 
 def clean(text: str) -> str:
     """Dataset text made safe to embed: terminal escapes and control characters removed."""
-    return _CONTROL.sub("", text)
+    return clean_text(text)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
