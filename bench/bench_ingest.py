@@ -56,8 +56,9 @@ def peak_of(cmd: list[str]) -> int:
         f"subprocess.run({cmd!r}, check=True, stdout=subprocess.DEVNULL)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+    )
     return int(out.stdout.strip())
 
 
@@ -79,28 +80,35 @@ def main() -> None:
         rows = []
         for run in range(args.repeat):
             for name, cmd in (
-                ("sqlite-utils insert --nl", [sqlite_utils, "insert", f"{tmp}/b{run}.db", "t",
-                                              str(data), "--nl"]),
-                ("auditor ingest", [*env_python, "ingest", str(data), "--db",
-                                    f"{tmp}/a{run}.db"]),
+                (
+                    "sqlite-utils insert --nl",
+                    [sqlite_utils, "insert", f"{tmp}/b{run}.db", "t", str(data), "--nl"],
+                ),
+                ("auditor ingest", [*env_python, "ingest", str(data), "--db", f"{tmp}/a{run}.db"]),
             ):
                 seconds, cpu = timed(cmd)
                 rows.append((name, run, seconds))
-                print(f"  run {run}: {name:26} {seconds:6.2f} s wall, {cpu:6.2f} s CPU "
-                      f"({args.pairs / seconds:,.0f} pairs/s)")
+                print(
+                    f"  run {run}: {name:26} {seconds:6.2f} s wall, {cpu:6.2f} s CPU "
+                    f"({args.pairs / seconds:,.0f} pairs/s)"
+                )
                 for p in Path(tmp).glob("*.db*"):
                     p.unlink()
         base = min(s for n, _, s in rows if n.startswith("sqlite"))
         ours = min(s for n, _, s in rows if n.startswith("auditor"))
-        print(f"best of {args.repeat}: sqlite-utils {base:.2f} s, auditor {ours:.2f} s, "
-              f"ratio {ours / base:.2f}x (target <= 1.0x, aim 0.6x); "
-              f"load average now {os.getloadavg()[0]:.1f}")
+        print(
+            f"best of {args.repeat}: sqlite-utils {base:.2f} s, auditor {ours:.2f} s, "
+            f"ratio {ours / base:.2f}x (target <= 1.0x, aim 0.6x); "
+            f"load average now {os.getloadavg()[0]:.1f}"
+        )
         if args.memory:
             big = Path(tmp) / "hh1g.jsonl"
             big_size = make_file(big, args.pairs * 7)
             peak = peak_of([*env_python, "ingest", str(big), "--db", f"{tmp}/m.db"])
-            print(f"peak memory of auditor ingest on {big_size / 1e9:.2f} GB: {peak} MB "
-                  "(target < 300 MB)")
+            print(
+                f"peak memory of auditor ingest on {big_size / 1e9:.2f} GB: {peak} MB "
+                "(target < 300 MB)"
+            )
 
 
 if __name__ == "__main__":
