@@ -36,13 +36,16 @@ def test_dataset_references_with_rouge_l(tmp_path: Path) -> None:
         reference=lambda i: "the cat sat on a mat" if i < 3 else None,
     )
     result = _score(db, "--reference", "dataset", "--similarity", "rougeL")
-    assert result.exit_code == 1  # sample 4 has no reference: reported, not dropped
+    # sample 4 has no reference: reported and stored as such, not a failure to retry
+    assert result.exit_code == 0, result.output
     assert "no reference answer in the data" in result.output
     rows = _scores(db)
     for text, value, status, _error, _raw, reference in rows[:6]:
         assert status == "ok" and value == pytest.approx(rouge_l(text, reference))
     assert rows[0][1] > rows[1][1]
-    assert [r[2] for r in rows[6:]] == ["failed", "failed"] and rows[6][1] is None
+    assert [r[2] for r in rows[6:]] == ["no_reference", "no_reference"] and rows[6][1] is None
+    again = _score(db, "--reference", "dataset", "--similarity", "rougeL")
+    assert again.exit_code == 0 and "0 scored this run" in again.output
 
 
 def test_llm_references_are_written_once_and_reused(fake_openai: Any, tmp_path: Path) -> None:

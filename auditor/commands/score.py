@@ -362,6 +362,12 @@ def _print_report(store: Any, report: Any, settings: Any, opts: dict[str, Any]) 
         lines.append(
             f"  no price known for {settings.model!r}: dollars shown as 0 (give --prices FILE)"
         )
+    no_ref = report.statuses.get("no_reference", 0)
+    if no_ref:
+        lines.append(
+            f"  {no_ref:,} responses belong to samples with no reference answer in the data: "
+            "they stay off this scorer's map (`--reference llm` writes references for them)"
+        )
     counts = store.score_counts(store.find_scorer(report.config_hash).id)
     done = counts.get("ok", 0)
     lines.append(f"  coverage: {done:,} of {counts['total']:,} responses have a score")

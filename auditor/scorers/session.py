@@ -417,11 +417,14 @@ def run_reference(
             chunk = pending[start : start + step]
             pairs = [(p, refs[p.sample_id]) for p in chunk if p.sample_id in refs]
             scores = similarity_scores(pairs, similarity, embedder) if pairs else []
+            # a sample with no reference in the data is not a failure a retry could mend:
+            # it is stored as such (and so stays off this scorer's map, counted there)
+            missing_status = "no_reference" if source == "dataset" else "failed"
             scores += [
                 ScoreIn(
                     p.response_id,
                     None,
-                    "failed",
+                    missing_status,
                     error=ref_errors.get(p.sample_id, "no reference answer yet"),
                 )
                 for p in chunk
