@@ -288,7 +288,16 @@ class SampleScreen(Screen[int | None]):
             return
         from tui.dialogs.best import BestDialog
 
-        texts = [r["text"] for r in view.sample["responses"]]
+        texts = []
+        for r in view.sample["responses"]:
+            # model, score and rating first: responses often open with the same words
+            value = view.scores.get(r["idx"], {}).get("value")
+            head = [
+                str(r.get("model") or ""),
+                f"score {value:.3g}" if value is not None else "",
+                f"rating {r['rating']:.3g}" if r.get("rating") is not None else "",
+            ]
+            texts.append(" · ".join([*(h for h in head if h), r["text"]]))
         sample_id = view.sample_id
 
         def chosen(idx: int | None) -> None:
