@@ -482,11 +482,13 @@ def _parse_lines(
     if fmt is None:
         fmt = mapped_format(parse_map_spec(map_spec)) if map_spec else FORMATS[fmt_name]
         _FORMAT_CACHE[key] = fmt
-    records = [
-        _load_line(line, row)
-        for row, line in enumerate(block.split(b"\n"), start=first_row)
-        if line.strip()
-    ]
+    lines = block.split(b"\n")
+    del block  # the caller's copy may be the only other one: keep a huge line once
+    records = []
+    for row, line in enumerate(lines, start=first_row):
+        if line.strip():
+            records.append(_load_line(line, row))
+        lines[row - first_row] = b""
     return _parse_records(fmt, records, skip_invalid)
 
 
@@ -518,8 +520,8 @@ def _parallel_chunks(
                         yield out
                         if out.error:
                             return
-                    out = _parse_lines(fmt_name, map_spec, row, block, skip_invalid)
-                    del block
+                    holder, block = [block], b""  # the parser then holds the only copy
+                    out = _parse_lines(fmt_name, map_spec, row, holder.pop(), skip_invalid)
                 else:
                     pending.append(
                         pool.submit(_parse_lines, fmt_name, map_spec, row, block, skip_invalid)
