@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from store import Store
 
 BATCH = 2000
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 2 << 20
 DETECT_RECORDS = 20
 
 
@@ -526,7 +526,7 @@ def _parallel_chunks(
                     pending.append(
                         pool.submit(_parse_lines, fmt_name, map_spec, row, block, skip_invalid)
                     )
-                    if len(pending) < 2 * workers:
+                    if len(pending) <= workers:
                         row += lines
                         continue
                     out = pending.popleft().result()
