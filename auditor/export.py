@@ -1074,8 +1074,7 @@ def _decision_kind(s: ExportSample, d: DecisionState) -> str:
     return "keep"
 
 
-_ONE_USER_TURN = b'[{"role": "user", "content": '
-_ROLE_KEY = b'{"role": '
+_ONE_USER_TURN = b'[{"role": "user", "content": %b}]'
 _PLAIN = b'{"prompt": %b, "chosen": %b, "rejected": %b, "score_chosen": %b, "score_rejected": %b}'
 
 
@@ -1114,10 +1113,7 @@ class _PairRows:
             return None
         if self.chat:
             return self.rows(s, [(c[TEXT], r[TEXT], c[RATING], r[RATING])])[0]
-        conv = s[3]
-        # the store writes a one-turn conversation with json.dumps' default separators, and
-        # '{"role": ' cannot occur inside a JSON string, so this spots one user turn unparsed
-        if not conv.startswith(_ONE_USER_TURN) or conv.count(_ROLE_KEY) != 1:
+        if s[3]:  # the store leaves the conversation empty when it is one user turn
             return None
         numbers = self.numbers
         sc, sr = c[RATING], r[RATING]
@@ -1133,23 +1129,25 @@ class _PairRows:
         """One row for each pair of a sample."""
         conv = s.conversation
         if not self.as_text:
-            if self.chat:
-                prompt: Any = json.loads(conv)
-            elif conv.startswith(_ONE_USER_TURN.decode()) and conv.count('{"role": ') == 1:
-                prompt = s.prompt
+            if not conv:  # one user turn: its text is the prompt
+                prompt: Any = [{"role": "user", "content": s.prompt}] if self.chat else s.prompt
+            elif self.chat:
+                prompt = json.loads(conv)
             else:
                 prompt = prompt_string(json.loads(conv))
             return [self._dict(prompt, p) for p in pairs]
         num = self._num
         if self.chat:  # the conversation is already the messages as JSON
+            if not conv:
+                conv = _ONE_USER_TURN % s.prompt  # the prompt is quoted by the store
             return [
                 b'{"prompt": %b, "chosen": [{"role": "assistant", "content": %b}], '
                 b'"rejected": [{"role": "assistant", "content": %b}], '
                 b'"score_chosen": %b, "score_rejected": %b}' % (conv, c, r, num(sc), num(sr))
                 for c, r, sc, sr in pairs
             ]
-        if conv.startswith(_ONE_USER_TURN) and conv.count(_ROLE_KEY) == 1:
-            prompt = s.prompt  # quoted by the store
+        if not conv:
+            prompt = s.prompt  # one user turn, quoted by the store
         else:
             prompt = encode_basestring(prompt_string(json.loads(conv))).encode()
         return [

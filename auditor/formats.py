@@ -303,31 +303,46 @@ def split_hh(text: str, where: str) -> Conversation:
 _HH_LAST = "\n\nAssistant:"
 
 
+def hh_pair(chosen_text: str, rejected_text: str) -> tuple[Conversation, str, str] | None:
+    """The common case of an HH record, fast: both transcripts share everything before
+    their last Assistant turn. The conversation and the two responses, or None when the
+    transcripts differ earlier (`_parse_hh` then compares them turn by turn)."""
+    i = chosen_text.rfind(_HH_LAST)
+    if i <= 0 or rejected_text.rfind(_HH_LAST) != i:
+        return None
+    prefix = chosen_text[:i]
+    if (
+        not rejected_text.startswith(prefix)
+        or chosen_text.find("\n\nHuman:", i) >= 0
+        or rejected_text.find("\n\nHuman:", i) >= 0
+    ):
+        return None
+    conversation = split_hh(prefix, "chosen")
+    if conversation[-1]["role"] != "user":
+        return None
+    start = i + len(_HH_LAST)
+    # one space after "Assistant:" belongs to the marker, as in `split_hh`
+    c = chosen_text[start + (chosen_text[start : start + 1] == " ") :]
+    rj = rejected_text[start + (rejected_text[start : start + 1] == " ") :]
+    return conversation, c, rj
+
+
+def pair_flags(chosen: str, rejected: str) -> str | None:
+    """The flags `_flags` gives a pair of responses, joined as the store keeps them."""
+    if chosen == rejected:
+        if not chosen or chosen.isspace():
+            return "identical_responses,empty_response"
+        return "identical_responses"
+    if not chosen or chosen.isspace() or not rejected or rejected.isspace():
+        return "empty_response"
+    return None
+
+
 def _parse_hh(r: dict[str, Any]) -> Parsed:
     chosen_text, rejected_text = _text(r, "chosen"), _text(r, "rejected")
-    # fast path: both transcripts share everything before their last Assistant turn
-    i, j = chosen_text.rfind(_HH_LAST), rejected_text.rfind(_HH_LAST)
-    if (
-        i > 0
-        and i == j
-        and chosen_text.startswith(rejected_text[:i])
-        and "\n\nHuman:" not in chosen_text[i:]
-        and "\n\nHuman:" not in rejected_text[i:]
-    ):
-        conversation = split_hh(chosen_text[:i], "chosen")
-        if conversation[-1]["role"] == "user":
-            start = i + len(_HH_LAST)
-            c = (
-                chosen_text[start + 1 :]
-                if chosen_text[start : start + 1] == " "
-                else chosen_text[start:]
-            )
-            rj = (
-                rejected_text[start + 1 :]
-                if rejected_text[start : start + 1] == " "
-                else rejected_text[start:]
-            )
-            return _pair(conversation, c, rj, r)
+    fast = hh_pair(chosen_text, rejected_text)
+    if fast is not None:
+        return _pair(*fast, r)
     chosen = split_hh(chosen_text, "chosen")
     rejected = split_hh(rejected_text, "rejected")
     n = 0

@@ -25,11 +25,13 @@ from auditor.formats import (
     RecordError,
     detect,
     format_list,
+    hh_pair,
     mapped_format,
+    pair_flags,
     parse_map_spec,
     to_sample,
 )
-from store.store import EncodedSample, encode_sample
+from store.store import EncodedSample, encode_pair, encode_sample, sample_image
 
 if TYPE_CHECKING:
     from store import Store
@@ -376,15 +378,18 @@ def ingest_file(
             )
             with store.bulk_writer(dataset_id) as writer:
                 for out in outcomes:
-                    report.records += out.records
+                    report.records += out.count
                     for raw in out.rejects:
                         rejects.write(raw)
                     report.rejects += len(out.rejects)
                     for flag, n in out.flags.items():
                         report.flagged[flag] = report.flagged.get(flag, 0) + n
-                    writer.put(out.encoded)
-                    report.responses += sum(len(responses) for _, responses in out.encoded)
-                    report.samples += len(out.encoded)
+                    if out.image is not None:
+                        writer.put_image(out.image)
+                    else:
+                        writer.put(out.encoded, out.records)
+                    report.responses += out.responses
+                    report.samples += out.samples
                     if out.error is not None:
                         writer.close()
                         row, message = out.error
@@ -419,31 +424,51 @@ class _ChunkOut:
     """What parsing one chunk of records gave."""
 
     encoded: list[EncodedSample] = field(default_factory=list)
+    records: list[str | bytes] = field(default_factory=list)
+    """The source record of each encoded sample, verbatim."""
+    image: bytes | None = None
+    """From a worker process: the samples as a `sample_image` instead of `encoded`."""
+    samples: int = 0
+    responses: int = 0
     rejects: list[bytes] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
-    records: int = 0
+    count: int = 0
+    """Records read, good and bad."""
     error: tuple[int, str] | None = None
     """The first bad record's row and message, when not skipping (parsing stops there)."""
+
+
+def _parse_into(out: _ChunkOut, fmt: Format, rec: RawRecord, skip_invalid: bool) -> bool:
+    """Parse one record into ``out``; whether it gave a sample (else it was rejected, or
+    it is ``out.error``)."""
+    try:
+        if rec.error is not None:
+            raise RecordError("(line)", rec.error)
+        sample = to_sample(fmt, rec.value, rec.row, rec.raw)
+    except RecordError as e:
+        if not skip_invalid:
+            out.error = (rec.row, e.message)
+            return False
+        raw = rec.raw_bytes if rec.raw_bytes is not None else rec.raw
+        out.rejects.append(raw if isinstance(raw, bytes) else raw.encode("utf-8"))
+        return False
+    flags = out.flags
+    for flag in sample.flags:
+        flags[flag] = flags.get(flag, 0) + 1
+    out.encoded.append(encode_sample(sample))
+    out.samples += 1
+    out.responses += len(sample.responses)
+    return True
 
 
 def _parse_records(fmt: Format, chunk: list[RawRecord], skip_invalid: bool) -> _ChunkOut:
     out = _ChunkOut()
     for rec in chunk:
-        out.records += 1
-        try:
-            if rec.error is not None:
-                raise RecordError("(line)", rec.error)
-            sample = to_sample(fmt, rec.value, rec.row, rec.raw)
-        except RecordError as e:
-            if not skip_invalid:
-                out.error = (rec.row, e.message)
-                return out
-            raw = rec.raw_bytes if rec.raw_bytes is not None else rec.raw
-            out.rejects.append(raw if isinstance(raw, bytes) else raw.encode("utf-8"))
-            continue
-        for flag in sample.flags:
-            out.flags[flag] = out.flags.get(flag, 0) + 1
-        out.encoded.append(encode_sample(sample))
+        out.count += 1
+        if _parse_into(out, fmt, rec, skip_invalid):
+            out.records.append(rec.raw)
+        elif out.error is not None:
+            return out
     return out
 
 
@@ -471,12 +496,23 @@ def _load_line(line: bytes, row: int) -> RawRecord:
 
 
 _FORMAT_CACHE: dict[tuple[str, str | None], Format] = {}
+_UNPARSED = object()
 
 
 def _parse_lines(
-    fmt_name: str, map_spec: str | None, first_row: int, block: bytes, skip_invalid: bool
+    fmt_name: str,
+    map_spec: str | None,
+    first_row: int,
+    block: bytes,
+    skip_invalid: bool,
+    image: bool = False,
 ) -> _ChunkOut:
-    """Worker-process side: decode and parse a block of whole JSON lines."""
+    """Decode and parse a block of whole JSON lines (in a worker process, into an ``image``).
+
+    Runs once per line of the file, so the common HH record takes a short path: two
+    strings, split by `hh_pair`, encoded by `encode_pair`; anything else goes through the
+    format's parser, with the same outcome (a test compares the two on the shared data).
+    """
     key = (fmt_name, map_spec)
     fmt = _FORMAT_CACHE.get(key)
     if fmt is None:
@@ -484,12 +520,49 @@ def _parse_lines(
         _FORMAT_CACHE[key] = fmt
     lines = block.split(b"\n")
     del block  # the caller's copy may be the only other one: keep a huge line once
-    records = []
-    for row, line in enumerate(lines, start=first_row):
-        if line.strip():
-            records.append(_load_line(line, row))
-        lines[row - first_row] = b""
-    return _parse_records(fmt, records, skip_invalid)
+    out = _ChunkOut()
+    kept = out.records
+    encoded = out.encoded
+    flags = out.flags
+    hh = fmt.name == "hh-rlhf" and not map_spec
+    loads = orjson.loads
+    for k, line in enumerate(lines):
+        if not line or line.isspace():
+            continue
+        lines[k] = b""
+        if line[-1] == 13:  # a CRLF line
+            line = line.rstrip(b"\r")
+        out.count += 1
+        row = first_row + k
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError:
+            value = _UNPARSED
+        if hh and value.__class__ is dict and len(value) == 2:
+            chosen, rejected = value.get("chosen"), value.get("rejected")
+            if chosen.__class__ is str and rejected.__class__ is str:
+                fast = hh_pair(chosen, rejected)
+                if fast is not None:
+                    flag = pair_flags(fast[1], fast[2])
+                    if flag is not None:
+                        for name in flag.split(","):
+                            flags[name] = flags.get(name, 0) + 1
+                    encoded.append(encode_pair(row, *fast, flag))
+                    kept.append(line)
+                    out.samples += 1
+                    out.responses += 2
+                    continue
+        rec = _load_line(line, row) if value is _UNPARSED else RawRecord(row, line, value)
+        if _parse_into(out, fmt, rec, skip_invalid):
+            kept.append(line)
+        elif out.error is not None:
+            break
+    if image and encoded:
+        # the rows go back as one SQLite image: no per-row unpickling or binding in the
+        # writer, which is the one part of an ingest that cannot run in parallel
+        out.image = sample_image(encoded, kept)
+        out.encoded, out.records = [], []
+    return out
 
 
 def _parallel_chunks(
@@ -506,6 +579,7 @@ def _parallel_chunks(
     f, _ = _open(path)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     pending: deque[Future[_ChunkOut]] = deque()
+
     row = 1
     try:
         with f:
@@ -524,7 +598,9 @@ def _parallel_chunks(
                     out = _parse_lines(fmt_name, map_spec, row, holder.pop(), skip_invalid)
                 else:
                     pending.append(
-                        pool.submit(_parse_lines, fmt_name, map_spec, row, block, skip_invalid)
+                        pool.submit(
+                            _parse_lines, fmt_name, map_spec, row, block, skip_invalid, True
+                        )
                     )
                     if len(pending) <= workers:
                         row += lines

@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
-from store.store import EncodedSample, Store, StoreError, default_db_path, encode_sample
+from store.store import (
+    ONE_USER_TURN,
+    EncodedSample,
+    Store,
+    StoreError,
+    decode_conversation,
+    default_db_path,
+    encode_pair,
+    encode_sample,
+)
 
-__all__ = ["EncodedSample", "Store", "StoreError", "default_db_path", "encode_sample"]
+__all__ = [
+    "ONE_USER_TURN",
+    "EncodedSample",
+    "Store",
+    "StoreError",
+    "decode_conversation",
+    "default_db_path",
+    "encode_pair",
+    "encode_sample",
+]

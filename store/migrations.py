@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
-
-import sqlite_utils
 
 _M001_INITIAL = """
         CREATE TABLE datasets (
@@ -146,26 +145,26 @@ MIGRATIONS: list[tuple[str, str]] = [
 """Each entry is a name and an SQL script; append new ones, never edit an applied one."""
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
+def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded; return the names applied."""
-    db.execute(
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations").fetchall()}
     applied = []
     for name, script in MIGRATIONS:
         if name in done:
             continue
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            db.conn.executescript(
+            conn.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\n"
                 f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', '{stamp}');\n"
                 "COMMIT;"
             )
         except Exception:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         applied.append(name)
     return applied

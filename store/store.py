@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -15,42 +16,131 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlite_utils
 
 from auditor.model import Action, SampleIn, ScoreIn, prompt_text
 from store.migrations import migrate
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DECIDING_ACTIONS = (Action.FLIP.value, Action.DROP.value, Action.KEEP.value)
 
 
 EncodedSample = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
-"""A sample's column values and its responses' column values, ready to insert."""
+"""A sample's column values (without its record) and its responses' column values."""
+
+ONE_USER_TURN = ""
+"""``samples.conversation`` of a conversation that is one user turn: its text is ``prompt``.
+
+Most preference data has one-turn prompts; storing them once saves a copy of every prompt
+and lets readers (the export above all) know a plain prompt without parsing JSON."""
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def encode_conversation(conversation: list[dict[str, str]]) -> tuple[str, str]:
+    """The ``conversation`` and ``prompt`` column values of a conversation."""
+    if len(conversation) == 1:
+        turn = conversation[0]
+        if turn.get("role") == "user" and len(turn) == 2 and "content" in turn:
+            return ONE_USER_TURN, turn["content"]
+    return _dumps(conversation), prompt_text(conversation)
+
+
+def decode_conversation(text: str, prompt: str) -> list[dict[str, str]]:
+    """The turns stored by `encode_conversation`."""
+    if text == ONE_USER_TURN:
+        return [{"role": "user", "content": prompt}]
+    return json.loads(text)
+
+
 def encode_sample(s: SampleIn) -> EncodedSample:
-    """The column values of a sample and of its responses (without ids)."""
+    """The column values of a sample (without its record) and of its responses (without ids)."""
+    conversation, prompt = encode_conversation(s.conversation)
     sample = (
         s.row,
         s.kind,
-        _dumps(s.conversation),
-        prompt_text(s.conversation),
+        conversation,
+        prompt,
         s.source,
         s.reference,
         ",".join(s.flags) if s.flags else None,
-        s.record,
     )
     responses = [
         (j, r.role.value, r.model, r.text, r.rating, _dumps(r.ratings) if r.ratings else None)
         for j, r in enumerate(s.responses)
     ]
     return sample, responses
+
+
+def encode_pair(
+    row: int, conversation: list[dict[str, str]], chosen: str, rejected: str, flags: str | None
+) -> EncodedSample:
+    """`encode_sample` of a plain labelled pair (no model, rating, source or reference)."""
+    conv, prompt = encode_conversation(conversation)
+    return (row, "pair", conv, prompt, None, None, flags), [
+        (0, "chosen", None, chosen, None, None),
+        (1, "rejected", None, rejected, None, None),
+    ]
+
+
+_IMAGE_SCHEMA = """
+    CREATE TABLE samples (id INTEGER PRIMARY KEY, row, kind, conversation, prompt, source,
+        reference, flags, record);
+    CREATE TABLE responses (sample_id, idx, role, model, text, rating, ratings);
+"""
+_SAMPLE_COLUMNS = "row, kind, conversation, prompt, source, reference, flags, record"
+_RESPONSE_COLUMNS = "idx, role, model, text, rating, ratings"
+
+
+def sample_image(encoded: Sequence[EncodedSample], records: Sequence[str | bytes]) -> bytes:
+    """Encoded samples and their records as a small SQLite database, serialized.
+
+    A parse worker builds it, so the per-row work of binding values happens in parallel;
+    the writer then copies whole tables with `Store.merge_image`, in SQLite alone.
+    Samples are numbered from 1; the merge shifts them after the samples already stored.
+    """
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.executescript(_IMAGE_SCHEMA)
+        conn.execute("BEGIN")
+        conn.executemany(
+            f"INSERT INTO samples (id, {_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (i, *sample, record)
+                for i, ((sample, _), record) in enumerate(zip(encoded, records, strict=True), 1)
+            ],
+        )
+        conn.executemany(
+            f"INSERT INTO responses (sample_id, {_RESPONSE_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            [(i, *r) for i, (_, responses) in enumerate(encoded, 1) for r in responses],
+        )
+        conn.execute("COMMIT")
+        return conn.serialize()
+    finally:
+        conn.close()
+
+
+def _image_rows(image: bytes) -> tuple[list[EncodedSample], list[str | bytes]]:
+    """The samples of a `sample_image`, as `encode_sample` gives them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(image)
+        samples = conn.execute(f"SELECT id, {_SAMPLE_COLUMNS} FROM samples ORDER BY id").fetchall()
+        responses: dict[int, list[tuple[Any, ...]]] = {}
+        for r in conn.execute(
+            f"SELECT sample_id, {_RESPONSE_COLUMNS} FROM responses ORDER BY rowid"
+        ):
+            responses.setdefault(r[0], []).append(r[1:])
+    finally:
+        conn.close()
+    encoded = [(s[1:-1], responses.get(s[0], [])) for s in samples]
+    return encoded, [s[-1] for s in samples]
 
 
 class StoreError(Exception):
@@ -140,11 +230,19 @@ class Store:
         self._timeout_ms = int(timeout * 1000)
         conn.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
+        self._image_attached = False
         with self._lock:
-            migrate(self.db)
+            migrate(conn)
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, loaded on first use: importing it loads
+        pandas (0.3 s), which an ingest, the busiest command, never needs."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -198,11 +296,17 @@ class Store:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
 
+    def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     # -- datasets and ingest -------------------------------------------------------------
 
     def dataset_by_hash(self, content_hash: str) -> dict[str, Any] | None:
         """The dataset ingested from a file with this content hash, if any."""
-        rows = list(self.db["datasets"].rows_where("content_hash = ?", [content_hash]))
+        rows = self._dicts("SELECT * FROM datasets WHERE content_hash = ?", [content_hash])
         return rows[0] if rows else None
 
     def add_dataset(
@@ -241,7 +345,9 @@ class Store:
 
     def add_samples(self, dataset_id: int, samples: Sequence[SampleIn]) -> int:
         """Insert a batch of samples with their responses; returns the responses added."""
-        return self.add_encoded(dataset_id, [encode_sample(s) for s in samples])
+        return self.add_encoded(
+            dataset_id, [encode_sample(s) for s in samples], [s.record for s in samples]
+        )
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:
@@ -264,14 +370,21 @@ class Store:
             try:
                 yield
             finally:
+                self._detach_image()
                 if switched:
                     self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA cache_size=-2000")
 
-    def add_encoded(self, dataset_id: int, encoded: Sequence[EncodedSample]) -> int:
-        """Insert samples already encoded by `encode_sample` (e.g. in a worker process)."""
+    def add_encoded(
+        self,
+        dataset_id: int,
+        encoded: Sequence[EncodedSample],
+        records: Sequence[str | bytes],
+    ) -> int:
+        """Insert samples encoded by `encode_sample` (e.g. in a worker process) with their
+        source records verbatim, one for each sample."""
         with self._lock:
-            return self._insert_encoded(dataset_id, encoded)
+            return self._insert_encoded(dataset_id, encoded, records)
 
     def bulk_writer(self, dataset_id: int) -> BulkWriter:
         """A writer that inserts batches on its own thread, inside the caller's transaction.
@@ -282,15 +395,22 @@ class Store:
         """
         return BulkWriter(self, dataset_id)
 
-    def _insert_encoded(self, dataset_id: int, encoded: Sequence[EncodedSample]) -> int:
+    def _insert_encoded(
+        self, dataset_id: int, encoded: Sequence[EncodedSample], records: Sequence[str | bytes]
+    ) -> int:
         if not encoded:
             return 0
+        if len(records) != len(encoded):
+            raise StoreError(f"{len(encoded)} samples but {len(records)} records")
         cur = self.conn.cursor()
         first = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM samples").fetchone()[0]
         cur.executemany(
             "INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
             " reference, flags, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(first + i, dataset_id, *sample) for i, (sample, _) in enumerate(encoded)],
+            [
+                (first + i, dataset_id, *sample, record)
+                for i, ((sample, _), record) in enumerate(zip(encoded, records, strict=True))
+            ],
         )
         rows = [
             (first + i, *response)
@@ -304,13 +424,56 @@ class Store:
         )
         return len(rows)
 
+    def merge_image(self, dataset_id: int, image: bytes) -> int:
+        """Copy a `sample_image` into the samples and responses; returns the responses.
+
+        Inside a transaction, the image is loaded into an attached in-memory database
+        and copied with two INSERT … SELECT: no Python work per row."""
+        with self._lock:
+            return self._merge_image(dataset_id, image)
+
+    def _merge_image(self, dataset_id: int, image: bytes) -> int:
+        cur = self.conn.cursor()
+        first = cur.execute("SELECT coalesce(max(id), 0) FROM samples").fetchone()[0]
+        try:
+            if not self._image_attached:
+                cur.execute("ATTACH ':memory:' AS sample_image")
+                self._image_attached = True
+            self.conn.deserialize(image, name="sample_image")
+        except (AttributeError, sqlite3.Error):
+            # an SQLite that cannot load an image into an attached database here:
+            # insert its rows one by one instead
+            return self._insert_encoded(dataset_id, *_image_rows(image))
+        cur.execute(
+            f"INSERT INTO samples (id, dataset_id, {_SAMPLE_COLUMNS})"
+            f" SELECT id + ?, ?, {_SAMPLE_COLUMNS} FROM sample_image.samples ORDER BY id",
+            (first, dataset_id),
+        )
+        cur.execute(
+            f"INSERT INTO responses (sample_id, {_RESPONSE_COLUMNS})"
+            f" SELECT sample_id + ?, {_RESPONSE_COLUMNS} FROM sample_image.responses"
+            " ORDER BY rowid",
+            (first,),
+        )
+        return cur.rowcount
+
+    def _detach_image(self) -> None:
+        if self._image_attached:
+            try:
+                self.conn.execute("DETACH sample_image")
+                self._image_attached = False
+            except sqlite3.OperationalError:
+                pass  # inside a transaction still: detached after the next bulk load
+
     def datasets(self) -> list[dict[str, Any]]:
         """Every dataset, oldest first."""
-        return list(self.db["datasets"].rows_where(order_by="id"))
+        with self._lock:
+            return list(self.db["datasets"].rows_where(order_by="id"))
 
     def dataset_named(self, name: str) -> dict[str, Any] | None:
         """The dataset with this name, if any."""
-        rows = list(self.db["datasets"].rows_where("name = ?", [name]))
+        with self._lock:
+            rows = list(self.db["datasets"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
 
     def info(self) -> dict[str, Any]:
@@ -385,17 +548,20 @@ class Store:
 
     def sample(self, sample_id: int) -> dict[str, Any] | None:
         """One sample with its responses (each with its role, model and ratings)."""
-        rows = list(self.db["samples"].rows_where("id = ?", [sample_id]))
+        with self._lock:  # one connection: a thread must not read mid-way through another's
+            rows = list(self.db["samples"].rows_where("id = ?", [sample_id]))
+            responses = list(
+                self.db["responses"].rows_where("sample_id = ?", [sample_id], order_by="idx")
+            )
         if not rows:
             return None
         s = rows[0]
-        s["conversation"] = json.loads(s["conversation"])
+        s["conversation"] = decode_conversation(s["conversation"], s["prompt"])
         s["flags"] = s["flags"].split(",") if s["flags"] else []
         if isinstance(s["record"], bytes):  # JSON lines are kept as the file's own bytes
             s["record"] = s["record"].decode("utf-8")
         s["responses"] = [
-            {**r, "ratings": json.loads(r["ratings"]) if r["ratings"] else None}
-            for r in self.db["responses"].rows_where("sample_id = ?", [sample_id], order_by="idx")
+            {**r, "ratings": json.loads(r["ratings"]) if r["ratings"] else None} for r in responses
         ]
         return s
 
@@ -467,7 +633,8 @@ class Store:
         if retry_failed:
             cond = "(sc.response_id IS NULL OR sc.status != 'ok')"
         sql = (
-            "SELECT r.id, r.sample_id, r.idx, r.role, r.text, s.conversation, s.reference"
+            "SELECT r.id, r.sample_id, r.idx, r.role, r.text, s.conversation, s.reference,"
+            " s.prompt"
             " FROM responses r JOIN samples s ON s.id = r.sample_id"
             " LEFT JOIN scores sc ON sc.response_id = r.id AND sc.scorer_id = ?"
             f" WHERE {cond}"
@@ -481,7 +648,7 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         return [
-            PendingResponse(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6])
+            PendingResponse(r[0], r[1], r[2], r[3], r[4], decode_conversation(r[5], r[7]), r[6])
             for r in self._query(sql, params)
         ]
 
@@ -803,7 +970,8 @@ class Store:
     def decision_history(self, sample_id: int | None = None) -> list[dict[str, Any]]:
         """Every decision row (undo and redo included), oldest first."""
         where, params = ("sample_id = ?", [sample_id]) if sample_id is not None else (None, [])
-        return list(self.db["decisions"].rows_where(where, params, order_by="id"))
+        with self._lock:
+            return list(self.db["decisions"].rows_where(where, params, order_by="id"))
 
     def last_position(self, reviewer: str) -> int | None:
         """The sample this reviewer last decided on, to reopen where they stopped."""
@@ -1026,10 +1194,10 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for sample_id, conversation in self._query(
-                f"SELECT id, conversation FROM samples WHERE id IN ({marks})", chunk
+            for sample_id, conversation, prompt in self._query(
+                f"SELECT id, conversation, prompt FROM samples WHERE id IN ({marks})", chunk
             ):
-                out[sample_id] = json.loads(conversation)
+                out[sample_id] = decode_conversation(conversation, prompt)
         return out
 
     def scorer_cost(self, scorer_id: int) -> float:
@@ -1442,10 +1610,9 @@ class Store:
             self.conn.execute(
                 "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)"
                 " INSERT INTO samples (id, dataset_id, row, kind, conversation, prompt, source,"
-                " record) SELECT ? + i, ?, i - 1, 'pair',"
-                " json_array(json_object('role', 'user', 'content', 'Synthetic prompt ' || i)),"
+                " record) SELECT ? + i, ?, i - 1, 'pair', ?,"
                 " 'Synthetic prompt ' || i, 'synthetic', '{}' FROM seq",
-                (n_samples, base, ds),
+                (n_samples, base, ds, ONE_USER_TURN),
             )
             self.conn.execute(
                 "INSERT INTO responses (sample_id, idx, role, model, text)"
@@ -1485,7 +1652,9 @@ class BulkWriter:
 
         self._store = store
         self._dataset_id = dataset_id
-        self._queue: queue.Queue[Sequence[EncodedSample] | None] = queue.Queue(maxsize=3)
+        self._queue: queue.Queue[
+            tuple[Sequence[EncodedSample], Sequence[str | bytes]] | bytes | None
+        ] = queue.Queue(maxsize=3)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bulk-writer", daemon=True)
         self._thread.start()
@@ -1494,16 +1663,26 @@ class BulkWriter:
         while (batch := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._store._insert_encoded(self._dataset_id, batch)
+                    if isinstance(batch, bytes):
+                        self._store._merge_image(self._dataset_id, batch)
+                    else:
+                        self._store._insert_encoded(self._dataset_id, *batch)
                 except BaseException as e:  # handed to the caller's thread
                     self._error = e
 
-    def put(self, batch: Sequence[EncodedSample]) -> None:
-        """Queue a batch; blocks while three wait, so memory stays flat."""
+    def put(self, batch: Sequence[EncodedSample], records: Sequence[str | bytes]) -> None:
+        """Queue a batch of samples and their records; blocks while three wait, so memory
+        stays flat."""
         if self._error is not None:
             raise self._error
         if batch:
-            self._queue.put(batch)
+            self._queue.put((batch, records))
+
+    def put_image(self, image: bytes) -> None:
+        """Queue a `sample_image`; blocks while three wait."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(image)
 
     def close(self) -> None:
         """Wait until every queued batch is written; raise the writer's error, if any."""
@@ -1540,7 +1719,8 @@ class ExportSample(typing.NamedTuple):
     dataset_id: int
     kind: str
     conversation: Any
-    """The conversation as JSON text (str; UTF-8 bytes when quoted)."""
+    """The conversation as JSON text (str; UTF-8 bytes when quoted); empty
+    (`ONE_USER_TURN`) when it is one user turn, whose text is ``prompt``."""
     prompt: Any
     """The prompt text (str; a JSON string literal in UTF-8 bytes when quoted)."""
     record: bytes | None
