@@ -31,7 +31,7 @@ import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -58,6 +58,10 @@ FORMATS: dict[str, str] = {
 
 RANK_BY = ("annotations", "scorer")
 CHUNK = 2000
+PARALLEL_MIN = 200_000
+"""Selections of this many samples are exported to JSON Lines by two processes."""
+STRIPE = 20 * CHUNK
+"""Samples in a stripe: the unit of work the two processes share."""
 
 Response = tuple[Any, ...]
 """(sample_id, idx, role, text, rating, score) as `Store.export_samples` yields them."""
@@ -431,6 +435,32 @@ class _HashingFile(io.RawIOBase):
         return self.f.write(b)
 
 
+class _Lines(list[bytes]):
+    """Rows that are all finished JSON lines (UTF-8 bytes)."""
+
+
+def _ids_text(ids: list[int]) -> bytes:
+    """Sample ids as the manifest's ``sample_ids_sha256`` hashes them: "1,2,3," """
+    return (",".join(map(str, ids)) + ",").encode()
+
+
+def _encoded(rows: list[Any]) -> list[bytes]:
+    if isinstance(rows, _Lines):
+        return rows
+    dumps = json.dumps
+    return [
+        r
+        if isinstance(r, bytes)
+        else (r if isinstance(r, str) else dumps(r, ensure_ascii=False)).encode("utf-8")
+        for r in rows
+    ]
+
+
+def _jsonl(rows: list[Any]) -> bytes:
+    """Rows as JSON lines, UTF-8."""
+    return b"\n".join(_encoded(rows)) + b"\n" if rows else b""
+
+
 class _Writer:
     """Writes rows to a temporary file beside ``out``; `commit` renames it into place.
 
@@ -438,7 +468,13 @@ class _Writer:
     overlaps with building the next rows: zlib, hashlib and file writes release the GIL.
     """
 
-    def __init__(self, out: Path, container: str, gz: bool, fmt: str) -> None:
+    def __init__(
+        self,
+        out: Path,
+        container: str,
+        gz: bool,
+        fmt: str,
+    ) -> None:
         self.out, self.container, self.gz = out, container, gz
         self.tmp, fd = _temp_beside(out)
         self.raw: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 20)
@@ -481,17 +517,17 @@ class _Writer:
         if self.container == "parquet":
             self._write_parquet(rows)
             return
-        dumps = json.dumps
-        lines = [
-            r
-            if isinstance(r, bytes)
-            else (r if isinstance(r, str) else dumps(r, ensure_ascii=False)).encode("utf-8")
-            for r in rows
-        ]
         if self.container == "json":
-            data = (b"" if self.first else b",\n") + b",\n".join(lines)
+            data = (b"" if self.first else b",\n") + b",\n".join(_encoded(rows))
         else:
-            data = b"\n".join(lines) + b"\n"
+            data = _jsonl(rows)
+        self.first = False
+        self.queue.put(data)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write JSON lines built elsewhere (`_jsonl`), as they are."""
+        if self.error is not None:
+            raise self.error
         self.first = False
         self.queue.put(data)
 
@@ -844,15 +880,93 @@ class _Exporter:
         self.by_reviewer: dict[str, Counter[str]] = {}
         self.not_applied: Counter[str] = Counter()
         self.datasets_out: Counter[int] = Counter()
-        self.ids_hash = hashlib.sha256()
+        self.ids_hash: Any = hashlib.sha256()
 
     @property
     def quoted(self) -> bool:
         """Whether rows are built from texts the store quotes as JSON."""
         return self.builder.as_text and self.make_pairs is not None
 
-    def rows(self, chunk: list[ExportSample]) -> list[Any]:
-        """The output rows of one chunk of samples."""
+    def _read(
+        self,
+        store: Store,
+        after: int = 0,
+        upto: int | None = None,
+        ids: list[int] | None = None,
+    ) -> Iterator[list[ExportSample]]:
+        plan = self.plan
+        return store.export_samples(
+            dataset_id=plan.dataset_id,
+            scorer_id=plan.map_scorer,
+            regions=plan.regions or None,
+            with_record=self.options.format == "original",
+            score_of=plan.score_of,
+            quoted=self.quoted,
+            chunk=CHUNK,
+            after=after,
+            upto=upto,
+            ids=ids,
+        )
+
+    def chunks(
+        self, store: Store, after: int = 0, upto: int | None = None
+    ) -> Iterator[tuple[int, list[Any]]]:
+        """The output rows of the plan's samples with ids in (after, upto], a chunk of
+        samples at a time, with the number of samples read."""
+        pieces = _PAIR_HEADS.get(self.options.format) if self.quoted else None
+        if pieces is None:
+            for chunk in self._read(store, after, upto):
+                yield len(chunk), self.rows(chunk)
+            return
+        plan, tail = self.plan, _PAIR_TAIL
+        only = plan.only
+        decisions = plan.decisions if self.apply else {}
+        num, numbers = self.builder._num, self.builder.numbers
+        datasets_out = self.datasets_out
+        for heads in store.export_pair_lines(
+            pieces,
+            dataset_id=plan.dataset_id,
+            scorer_id=plan.map_scorer,
+            regions=plan.regions or None,
+            chunk=CHUNK,
+            after=after,
+            upto=upto,
+        ):
+            lines = _Lines()
+            ids: list[int] = []
+            sets: list[int] = []
+            others: list[int] = []
+            for sid, dataset_id, _, head, sc, sr in heads:
+                if only is not None and sid not in only:
+                    continue
+                if head is None or sid in decisions:
+                    others.append(sid)
+                    continue
+                # a plain labelled pair with no decision: its line, as it is
+                lines.append(tail % (head, numbers.get(sc) or num(sc), numbers.get(sr) or num(sr)))
+                ids.append(sid)
+                sets.append(dataset_id)
+            if not others:  # the usual chunk: nothing more to do than count
+                self.selected += len(ids)
+                self.records += len(lines)
+                datasets_out.update(sets)
+                if ids:
+                    self.ids_hash.update(_ids_text(ids))
+                yield len(heads), lines
+                continue
+            # the same rows again, in order: lines made above, the other samples read whole
+            full = {s.id: s for chunk in self._read(store, ids=others) for s in chunk}
+            made = iter(zip(ids, sets, lines, strict=True))
+            items = [
+                full[sid] if sid in full else next(made)
+                for sid, *_ in heads
+                if only is None or sid in only
+            ]
+            yield len(heads), self.rows(items)
+
+    def rows(self, chunk: list[Any]) -> list[Any]:
+        """The output rows of one chunk of samples: `ExportSample`, or (id, dataset id,
+        line) for a plain pair already made a line by `chunks`."""
         plan = self.plan
         rows: list[Any] = []
         selected: list[int] = []
@@ -863,6 +977,10 @@ class _Exporter:
             if only is not None and sid not in only:
                 continue
             selected.append(sid)
+            if s.__class__ is tuple:
+                rows.append(s[2])
+                datasets_out[s[1]] += 1
+                continue
             d = decisions.get(sid) if self.apply else None
             if d is None and plain_line is not None:
                 line = plain_line(s)
@@ -895,8 +1013,33 @@ class _Exporter:
         self.selected += len(selected)
         self.records += len(rows)
         if selected:
-            self.ids_hash.update("".join(f"{i}," for i in selected).encode())
+            self.ids_hash.update(_ids_text(selected))
         return rows
+
+    def state(self) -> dict[str, Any]:
+        """What a part's exporter counted, for `merge` in the exporter of the whole."""
+        return {
+            "selected": self.selected,
+            "records": self.records,
+            "extra_records": self.extra_records,
+            "applied": self.applied,
+            "by_reviewer": self.by_reviewer,
+            "not_applied": self.not_applied,
+            "datasets_out": self.datasets_out,
+            "why_none": self.labeller.why_none,
+        }
+
+    def merge(self, part: dict[str, Any]) -> None:
+        """Add the counts of a helper's part (the sample ids are hashed as they come)."""
+        self.selected += part["selected"]
+        self.records += part["records"]
+        self.extra_records += part["extra_records"]
+        self.applied.update(part["applied"])
+        for reviewer, kinds in part["by_reviewer"].items():
+            self.by_reviewer.setdefault(reviewer, Counter()).update(kinds)
+        self.not_applied.update(part["not_applied"])
+        self.datasets_out.update(part["datasets_out"])
+        self.labeller.why_none.update(part["why_none"])
 
     def _applied(self, kind: str, d: DecisionState) -> None:
         self.applied[kind] += 1
@@ -1018,8 +1161,12 @@ def export(
     options: ExportOptions,
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> ExportReport:
     """Write the selected samples to ``out_path`` in ``options.format`` and a manifest beside it.
+
+    ``workers``: 2 shares a JSON Lines export with a second process, by stripes;
+    by default when the selection has `PARALLEL_MIN` samples and the machine two cores.
 
     ``on_progress(done, total)`` is called after every chunk of samples; an exception
     raised from it (or anywhere) stops the export and leaves any earlier file untouched.
@@ -1028,24 +1175,43 @@ def export(
     started = time.perf_counter()
     plan = _plan(store, Path(out_path), options)
     run = _Exporter(plan, options)
+    if workers is None:
+        workers = 2 if (os.cpu_count() or 1) > 1 and plan.total >= PARALLEL_MIN else 1
+    stripes: list[tuple[int, int | None]] = [(0, None)]
+    if workers > 1 and plan.container == "jsonl":
+        bounds = store.export_stripes(
+            dataset_id=plan.dataset_id,
+            scorer_id=plan.map_scorer,
+            regions=plan.regions or None,
+            size=STRIPE,
+        )
+        stripes = list(zip([0, *bounds], [*bounds, None], strict=True))
+    # this process also writes and hashes every line, so the helper takes two stripes of three
+    mine = {k for k in range(len(stripes)) if k % 2 == 0}
+    theirs = [stripe for k, stripe in enumerate(stripes) if k not in mine]
+    helper = _Helper(store, plan, options, theirs) if theirs else None
     writer = _Writer(plan.out, plan.container, plan.gz, options.format)
     try:
         done = 0
         if on_progress is not None:
             on_progress(0, plan.total)
-        for chunk in store.export_samples(
-            dataset_id=plan.dataset_id,
-            scorer_id=plan.map_scorer,
-            regions=plan.regions or None,
-            with_record=options.format == "original",
-            score_of=plan.score_of,
-            quoted=run.quoted,
-            chunk=CHUNK,
-        ):
-            writer.write(run.rows(chunk))
-            done += len(chunk)
-            if on_progress is not None:
-                on_progress(done, plan.total)
+        for k, (after, upto) in enumerate(stripes):
+            if k not in mine:  # the helper's stripe: its lines, in order
+                assert helper is not None
+                for n, data in helper.stripe():
+                    writer.write_bytes(data)
+                    done += n
+                    if on_progress is not None:
+                        on_progress(done, plan.total)
+                run.ids_hash.update(helper.stripe_ids)
+                continue
+            for n, rows in run.chunks(store, after, upto):
+                writer.write(rows)
+                done += n
+                if on_progress is not None:
+                    on_progress(done, plan.total)
+        if helper is not None:
+            run.merge(helper.result())
         digest = writer.finish()
         report = run.report(time.perf_counter() - started)
         text = json.dumps(run.manifest(store, report, digest), indent=2, ensure_ascii=False)
@@ -1061,7 +1227,156 @@ def export(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        if helper is not None:
+            helper.close()
     return report
+
+
+_HELPER_BOOT = (
+    "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
+    "from auditor.export import _helper_main; _helper_main()"
+)
+
+
+class _Helper:
+    """A second process that builds the lines of some stripes of a large JSON Lines export
+    and hands them over in order; the first process writes (and hashes) them all.
+
+    Reading rows out of SQLite and building the lines keep one core busy for several
+    seconds a million pairs; two processes halve that. The helper is a plain
+    ``python -c``, not multiprocessing's: it must neither inherit the caller's threads
+    (the review app exports from one) nor re-run the caller's main script, which a script
+    calling `export` need not guard.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        plan: _Plan,
+        options: ExportOptions,
+        stripes: list[tuple[int, int | None]],
+    ) -> None:
+        import pickle
+        import subprocess
+        import sys
+        import tempfile
+
+        self.stripe_ids = b""
+        """The sample ids of the stripe `stripe` gave last, as `_Exporter` hashes them."""
+        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=16)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _HELPER_BOOT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        with contextlib.suppress(OSError, AttributeError):  # fewer round trips a chunk
+            import fcntl
+
+            fcntl.fcntl(self._proc.stdout, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[arg-type]
+        self._reader = threading.Thread(target=self._read, name="export-helper", daemon=True)
+        self._reader.start()
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError), self._proc.stdin as f:
+            f.write(pickle.dumps([p for p in sys.path if p]))
+            f.write(pickle.dumps((str(store.path), plan, options, stripes)))
+
+    def _read(self) -> None:
+        import pickle
+
+        assert self._proc.stdout is not None
+        with self._proc.stdout as f:
+            while True:
+                try:
+                    message = pickle.load(f)
+                except Exception:  # the end of its output
+                    self._inbox.put(("gone",))
+                    return
+                self._inbox.put(message)
+
+    def _next(self) -> tuple[Any, ...]:
+        message = self._inbox.get()
+        if message[0] == "error":
+            raise message[1]
+        if message[0] == "gone":
+            code = self._proc.wait()
+            self._stderr.seek(0)
+            said = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+            raise ExportError(
+                f"the export's second process stopped (exit code {code}) before it was "
+                f"done; nothing was written{': ' + said[-1] if said else ''}"
+            )
+        return message
+
+    def stripe(self) -> Iterator[tuple[int, bytes]]:
+        """The next stripe's lines: (samples read, JSON lines) a chunk at a time."""
+        while (message := self._next())[0] == "data":
+            yield message[1], message[2]
+        self.stripe_ids = message[1]
+
+    def result(self) -> dict[str, Any]:
+        """What the helper counted (see `_Exporter.state`), once it is done."""
+        message = self._next()
+        self._proc.wait()
+        return dict(message[1])
+
+    def close(self) -> None:
+        """Stop the process if it still runs."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        with contextlib.suppress(queue.Empty):
+            while True:  # let the reader finish if it waits on a full inbox
+                self._inbox.get_nowait()
+        self._reader.join(timeout=5)
+        self._stderr.close()
+
+
+class _Ids:
+    """Collects the sample ids a helper exported, for the first process to hash."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def update(self, b: bytes) -> None:
+        self.data += b
+
+
+def _helper_main() -> None:
+    """The second process of `_Helper`: build the lines of the stripes it is given."""
+    import pickle
+    import sys
+
+    from store import Store
+
+    out = sys.stdout.buffer
+
+    def say(*message: Any) -> None:
+        pickle.dump(message, out, protocol=5)
+        out.flush()
+
+    try:
+        db, plan, options, stripes = pickle.load(sys.stdin.buffer)
+        with Store(db) as store:
+            run = _Exporter(plan, options)
+            ids = run.ids_hash = _Ids()
+            for after, upto in stripes:
+                for n, rows in run.chunks(store, after, upto):
+                    say("data", n, _jsonl(rows))
+                say("stripe", bytes(ids.data))
+                ids.data.clear()
+        say("result", run.state())
+    except BrokenPipeError:
+        pass  # the first process stopped: nobody to tell
+    except BaseException as e:  # handed to the first process, which reports it
+        try:
+            say("error", e)
+        except BrokenPipeError:
+            pass
+        except Exception:  # an exception that does not pickle
+            say("error", ExportError(f"the export's second process failed: {e}"))
 
 
 def _decision_kind(s: ExportSample, d: DecisionState) -> str:
@@ -1076,6 +1391,21 @@ def _decision_kind(s: ExportSample, d: DecisionState) -> str:
 
 _ONE_USER_TURN = b'[{"role": "user", "content": %b}]'
 _PLAIN = b'{"prompt": %b, "chosen": %b, "rejected": %b, "score_chosen": %b, "score_rejected": %b}'
+_TRL_HEAD = ('{"prompt": ', ', "chosen": ', ', "rejected": ', ', "score_chosen": ')
+_PAIR_HEADS = {
+    "trl": _TRL_HEAD,
+    "pairs-all": _TRL_HEAD,
+    "binarized": _TRL_HEAD,
+    "trl-chat": (
+        '{"prompt": [{"role": "user", "content": ',
+        '}], "chosen": [{"role": "assistant", "content": ',
+        '}], "rejected": [{"role": "assistant", "content": ',
+        '}], "score_chosen": ',
+    ),
+}
+"""How `Store.export_pair_lines` starts the line of a plain pair in each format: the same
+line as `_PairRows` makes of one."""
+_PAIR_TAIL = b'%b%b, "score_rejected": %b}'
 
 
 def _number(v: float | None) -> bytes:

@@ -344,6 +344,9 @@ def ingest_file(
         and not _is_array(path)
         and path.stat().st_size >= parallel_min_bytes
     )
+    if parallel:  # the workers read the file from its start: the records read to detect
+        head.clear()  # the format can go (a huge one would be held through the ingest)
+        records = iter(())
 
     def all_records() -> Iterator[RawRecord]:
         yield from head

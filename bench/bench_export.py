@@ -1,6 +1,8 @@
 """Benchmark: export 1,000,000 pairs to JSONL, beside a plain json.dumps loop over the same rows.
 
-Run: python bench/bench_export.py [--pairs N] [--size short|hh]
+Run: python bench/bench_export.py [--pairs N] [--size short|hh] [--repeat R]
+Each timed run starts after the earlier outputs are deleted and `sync` has written the
+page cache back, so no run pays for another's writes. CPU time counts every process.
 The database is built once per size in the temp folder and reused. Sizes (synthetic text):
   short: prompt ~60 characters, responses ~130: records of ~0.4 KB
   hh:    prompt ~190 characters, responses ~450 (HH-RLHF-like): records of ~1.2 KB
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -124,6 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pairs", type=int, default=1_000_000)
     ap.add_argument("--size", choices=sorted(SIZES), default="hh")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     db = Path(tempfile.gettempdir()) / f"bench-export-{args.pairs}-{args.size}.db"
@@ -132,30 +137,49 @@ def main() -> None:
         build(db, args.pairs, args.size)
         print(f"built {db} ({args.pairs:,} pairs) in {time.perf_counter() - t:.1f}s")
 
-    def timed(run: Callable[[], int]) -> tuple[int, float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        n = run()
-        return n, time.perf_counter() - wall, time.process_time() - cpu
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the export's helper
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
+    def timed(run: Callable[[], int]) -> tuple[int, float, float]:
+        for p in work.iterdir():
+            p.unlink()
+        os.sync()
+        wall, used = time.perf_counter(), cpu()
+        n = run()
+        return n, time.perf_counter() - wall, cpu() - used
+
+    results = []
     with Store(db) as store:
-        results = [
-            ("baseline: SQL join + json.dumps", timed(lambda: baseline(db, work / "base.jsonl"))),
-            (
-                "auditor export --format trl",
-                timed(lambda: export(store, work / "out.jsonl", ExportOptions()).records_out),
-            ),
-            (
-                "  same, to .jsonl.gz",
-                timed(lambda: export(store, work / "out.jsonl.gz", ExportOptions()).records_out),
-            ),
-        ]
-    size = (work / "out.jsonl").stat().st_size / 1e6
+        for _ in range(args.repeat):
+            results += [
+                ("baseline: SQL join + json.dumps", timed(lambda: baseline(db, work / "b.jsonl"))),
+                (
+                    "auditor export --format trl",
+                    timed(lambda: export(store, work / "o.jsonl", ExportOptions()).records_out),
+                ),
+                (
+                    "  same, one process (workers=1)",
+                    timed(
+                        lambda: (
+                            export(store, work / "o.jsonl", ExportOptions(), workers=1).records_out
+                        )
+                    ),
+                ),
+                (
+                    "  same, to .jsonl.gz",
+                    timed(lambda: export(store, work / "o.jsonl.gz", ExportOptions()).records_out),
+                ),
+            ]
+        export(store, work / "o.jsonl", ExportOptions())
+    size = (work / "o.jsonl").stat().st_size / 1e6
     print(f"{args.pairs:,} pairs, size {args.size}: output {size:,.0f} MB")
     print(f"{'':34} {'records':>10} {'wall s':>8} {'cpu s':>8} {'records/s':>10}")
     for name, (n, wall, cpu) in results:
         print(f"{name:34} {n:>10,} {wall:>8.2f} {cpu:>8.2f} {n / wall:>10,.0f}")
-    ratio = results[1][1][1] / results[0][1][1]
-    print(f"export / baseline wall time: {ratio:.2f}; target: under 10 s wall")
+    ratio = min(r[1][1] for r in results[1::4]) / min(r[1][1] for r in results[0::4])
+    print(f"export / baseline wall time (best of each): {ratio:.2f}; target: under 10 s wall")
     for p in work.iterdir():
         p.unlink()
     work.rmdir()

@@ -1276,6 +1276,20 @@ class Store:
         join, where, params = _export_filter(dataset_id, scorer_id, regions)
         return int(self._query(f"SELECT count(*) FROM samples s{join}{where}", params)[0][0])
 
+    def export_stripes(
+        self,
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+        size: int,
+    ) -> list[int]:
+        """Every ``size``-th sample id in `export_samples`' order (the same filters): the
+        upper bounds of stripes of ``size`` samples, for exporters that share the work."""
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        ids = self._query(f"SELECT s.id FROM samples s{join}{where} ORDER BY s.id", params)
+        return [int(r[0]) for r in ids[size - 1 :: size]]
+
     def mapped_sample_ids(self, scorer_id: int, *, dataset_id: int | None = None) -> list[int]:
         """Ids of the samples placed in a region of this scorer's stored map, ascending."""
         sql = "SELECT st.sample_id FROM sample_stats st"
@@ -1296,8 +1310,14 @@ class Store:
         score_of: int | None = None,
         quoted: bool = False,
         chunk: int = 2000,
+        after: int = 0,
+        upto: int | None = None,
+        ids: Sequence[int] | None = None,
     ) -> Iterator[list[ExportSample]]:
         """Samples with their responses in id order, ``chunk`` at a time (memory stays flat).
+
+        Only ids above ``after`` and, with ``upto``, up to it (see `export_stripes`); with
+        ``ids``, only those (at most ``chunk`` of them).
 
         ``scorer_id`` adds each sample's region in that scorer's stored map; ``regions``
         keeps only samples in those regions; ``score_of`` adds that scorer's ok score to
@@ -1314,10 +1334,15 @@ class Store:
             conv_col = "CAST(s.conversation AS BLOB)"
             prompt_col = "CAST(json_quote(s.prompt) AS BLOB)"
             text_col = "CAST(json_quote(r.text) AS BLOB)"
+        bound, bounds = ("", []) if upto is None else (" AND s.id <= ?", [upto])
+        if ids is not None:
+            if len(ids) > chunk:
+                raise StoreError(f"{len(ids)} ids asked for, more than a chunk ({chunk})")
+            bound, bounds = f" AND s.id IN ({','.join('?' * len(ids))})", list(ids)
         sql = (
             f"SELECT s.id, s.dataset_id, s.kind, {conv_col}, {prompt_col}, {record_col},"
             f" {region_col} FROM samples s{join}{where}"
-            f"{' AND' if where else ' WHERE'} s.id > ? ORDER BY s.id LIMIT ?"
+            f"{' AND' if where else ' WHERE'} s.id > ?{bound} ORDER BY s.id LIMIT ?"
         )
         if score_of is None:
             rsql = f"SELECT r.sample_id, r.idx, r.role, {text_col}, r.rating, NULL"
@@ -1330,9 +1355,11 @@ class Store:
                 " AND sc.scorer_id = ? AND sc.status = 'ok'"
             )
             rparams = [score_of]
-        last = 0
+        last = after
+        none: list[tuple[Any, ...]] = []
+        new = tuple.__new__  # skips NamedTuple's Python-level __new__: a million samples
         while True:
-            rows = self._query(sql, [*params, last, chunk])
+            rows = self._query(sql, [*params, last, *bounds, chunk])
             if not rows:
                 return
             lo, hi = rows[0][0], rows[-1][0]
@@ -1344,10 +1371,55 @@ class Store:
                 cparams = [r[0] for r in rows]
             found = self._query(f"{rsql}{cond} ORDER BY r.sample_id, r.idx", rparams + cparams)
             responses = {k: list(g) for k, g in itertools.groupby(found, key=itemgetter(0))}
-            none: list[tuple[Any, ...]] = []
-            new = tuple.__new__  # skips NamedTuple's Python-level __new__: a million samples
             yield [new(ExportSample, (*r, responses.get(r[0], none))) for r in rows]
             last = hi
+
+    def export_pair_lines(
+        self,
+        pieces: Sequence[str],
+        *,
+        dataset_id: int | None = None,
+        scorer_id: int | None = None,
+        regions: Sequence[str] | None = None,
+        chunk: int = 2000,
+        after: int = 0,
+        upto: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The samples of `export_samples` (the same filters and bounds) as rows of
+        (id, dataset_id, region, head, chosen rating, rejected rating), where ``head`` is
+        the start of the sample's JSON line when it is a plain labelled pair, else None.
+
+        A plain pair is a one-turn prompt with exactly a chosen (idx 0) and a rejected
+        (idx 1) response, as most preference data is. Its ``head`` is pieces[0] + prompt +
+        pieces[1] + chosen + pieces[2] + rejected + pieces[3], the texts quoted as JSON
+        strings, in UTF-8 bytes; the caller appends the ratings. One row a sample, the
+        responses found by rowid next to the first one: for a million pairs this is about
+        half the work of reading samples and responses apart and matching them in Python
+        (a sample whose responses are not next to each other is simply not taken for one).
+        Any other sample (head None) is read with `export_samples` ``ids``.
+        """
+        join, where, params = _export_filter(dataset_id, scorer_id, regions)
+        region_col = "st.region" if scorer_id is not None else "NULL"
+        bound, bounds = ("", []) if upto is None else (" AND s.id <= ?", [upto])
+        sql = (
+            f"SELECT s.id, s.dataset_id, {region_col}, CASE WHEN s.kind = 'pair'"
+            " AND s.conversation = '' AND c.role = 'chosen' AND r.sample_id = s.id"
+            " AND r.idx = 1 AND r.role = 'rejected' AND x.id IS NULL"
+            " THEN CAST(? || json_quote(s.prompt) || ? || json_quote(c.text) || ?"
+            " || json_quote(r.text) || ? AS BLOB) END, c.rating, r.rating"
+            f" FROM samples s{join}"
+            " LEFT JOIN responses c ON c.sample_id = s.id AND c.idx = 0"
+            " LEFT JOIN responses r ON r.id = c.id + 1"
+            " LEFT JOIN responses x ON x.sample_id = s.id AND x.idx = 2"
+            f"{where}{' AND' if where else ' WHERE'} s.id > ?{bound} ORDER BY s.id LIMIT ?"
+        )
+        last = after
+        while True:
+            rows = self._query(sql, [*pieces, *params, last, *bounds, chunk])
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
 
     # -- review ------------------------------------------------------------------------
 
