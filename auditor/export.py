@@ -60,7 +60,7 @@ RANK_BY = ("annotations", "scorer")
 CHUNK = 2000
 PARALLEL_MIN = 200_000
 """Selections of this many samples are exported to JSON Lines by two processes."""
-STRIPE = 20 * CHUNK
+STRIPE = 4 * CHUNK
 """Samples in a stripe: the unit of work the two processes share."""
 
 Response = tuple[Any, ...]

@@ -176,3 +176,20 @@ def test_a_region_with_no_sample_of_the_dataset_fails_before_writing(
         assert code == 2 and "no sample of dataset 'late' matches the selection" in text
         assert "on the map of scorer 'annotations'" in text
     assert not out.exists()
+
+
+def test_two_workers_write_the_same_file(
+    runner: CliRunner, scored_db: Path, tmp_path: Path
+) -> None:
+    files = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.jsonl"
+        args = ["export", str(out), "--db", str(scored_db), "--format", "pairs-all"]
+        code, text = run(runner, *args, "--workers", workers)
+        assert code == 0, text
+        files.append(out.read_bytes())
+    assert files[0] == files[1] and files[0].count(b"\n") > 805
+    code, text = run(
+        runner, "export", str(tmp_path / "x.jsonl"), "--db", str(scored_db), "--workers", "3"
+    )
+    assert code == 2 and "--workers" in text

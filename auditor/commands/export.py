@@ -75,6 +75,14 @@ FORMAT_NAMES = ("trl", "trl-chat", "original", "pairs-all", "binarized")
     help="What ranks a multi-response sample's responses: the annotated ratings (as the "
     "paper does) or the scorer's scores. Pairs keep their labels.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 2),
+    default=None,
+    help="Processes that build the lines of a JSON Lines export (the file is the same "
+    "either way). Default: 2 for 200,000 samples or more on a machine with two cores; "
+    "1 builds them all in this process (better on a busy machine).",
+)
 def command(
     out: Path,
     db_path: str | None,
@@ -88,6 +96,7 @@ def command(
     dataset: str | None,
     scorer: str | None,
     rank_by: str,
+    workers: int | None,
 ) -> None:
     """Write a cleaned dataset to OUT, with OUT.manifest.json beside it.
 
@@ -124,7 +133,7 @@ def command(
     with open_store(db_path, must_exist=True) as store:
         try:
             with _progress(out.name) as update:
-                report = export(store, out, options, on_progress=update)
+                report = export(store, out, options, on_progress=update, workers=workers)
         except ExportError as e:
             fail(str(e), 2)
         except KeyboardInterrupt:
