@@ -957,11 +957,15 @@ class _Exporter:
             # the same rows again, in order: lines made above, the other samples read whole
             full = {s.id: s for chunk in self._read(store, ids=others) for s in chunk}
             made = iter(zip(ids, sets, lines, strict=True))
-            items = [
-                full[sid] if sid in full else next(made)
-                for sid, *_ in heads
-                if only is None or sid in only
-            ]
+            whole = set(others)
+            items: list[Any] = []
+            for sid, *_ in heads:
+                if only is not None and sid not in only:
+                    continue
+                if sid not in whole:
+                    items.append(next(made))
+                elif sid in full:  # else gone since the first query
+                    items.append(full[sid])
             yield len(heads), self.rows(items)
 
     def rows(self, chunk: list[Any]) -> list[Any]:
@@ -1017,7 +1021,7 @@ class _Exporter:
         return rows
 
     def state(self) -> dict[str, Any]:
-        """What a part's exporter counted, for `merge` in the exporter of the whole."""
+        """What this exporter counted, for another's `merge` (see `_SecondExporter`)."""
         return {
             "selected": self.selected,
             "records": self.records,
@@ -1030,7 +1034,7 @@ class _Exporter:
         }
 
     def merge(self, part: dict[str, Any]) -> None:
-        """Add the counts of a helper's part (the sample ids are hashed as they come)."""
+        """Add the second process's counts (its sample ids are hashed as they come)."""
         self.selected += part["selected"]
         self.records += part["records"]
         self.extra_records += part["extra_records"]
@@ -1175,43 +1179,39 @@ def export(
     started = time.perf_counter()
     plan = _plan(store, Path(out_path), options)
     run = _Exporter(plan, options)
-    if workers is None:
-        workers = 2 if (os.cpu_count() or 1) > 1 and plan.total >= PARALLEL_MIN else 1
-    stripes: list[tuple[int, int | None]] = [(0, None)]
-    if workers > 1 and plan.container == "jsonl":
-        bounds = store.export_stripes(
-            dataset_id=plan.dataset_id,
-            scorer_id=plan.map_scorer,
-            regions=plan.regions or None,
-            size=STRIPE,
-        )
-        stripes = list(zip([0, *bounds], [*bounds, None], strict=True))
-    # this process also writes and hashes every line, so the helper takes two stripes of three
-    mine = {k for k in range(len(stripes)) if k % 2 == 0}
-    theirs = [stripe for k, stripe in enumerate(stripes) if k not in mine]
-    helper = _Helper(store, plan, options, theirs) if theirs else None
+    stripes = _stripes(store, plan, workers)
     writer = _Writer(plan.out, plan.container, plan.gz, options.format)
+    second: _SecondExporter | None = None
     try:
+        if len(stripes) > 1:
+            second = _SecondExporter.start(store, plan, options, stripes[1::2])
+            if second is None:  # no second process here: this one does every stripe
+                stripes = [(0, stripes[-1][1])]
         done = 0
         if on_progress is not None:
             on_progress(0, plan.total)
         for k, (after, upto) in enumerate(stripes):
-            if k not in mine:  # the helper's stripe: its lines, in order
-                assert helper is not None
-                for n, data in helper.stripe():
+            if k % 2:  # the second process's stripe: its lines, in order
+                assert second is not None
+                for n, data in second.stripe():
                     writer.write_bytes(data)
                     done += n
                     if on_progress is not None:
                         on_progress(done, plan.total)
-                run.ids_hash.update(helper.stripe_ids)
+                run.ids_hash.update(second.stripe_ids)
                 continue
             for n, rows in run.chunks(store, after, upto):
                 writer.write(rows)
                 done += n
                 if on_progress is not None:
                     on_progress(done, plan.total)
-        if helper is not None:
-            run.merge(helper.result())
+        if second is not None:
+            run.merge(second.result())
+            if done != plan.total:  # it read another database, or another state of it
+                raise ExportError(
+                    f"the export's two processes read {done:,} samples of the "
+                    f"{plan.total:,} selected; nothing was written. Try --workers 1"
+                )
         digest = writer.finish()
         report = run.report(time.perf_counter() - started)
         text = json.dumps(run.manifest(store, report, digest), indent=2, ensure_ascii=False)
@@ -1228,78 +1228,129 @@ def export(
         writer.abort()
         raise
     finally:
-        if helper is not None:
-            helper.close()
+        if second is not None:
+            second.close()
     return report
 
 
-_HELPER_BOOT = (
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _stripes(store: Store, plan: _Plan, workers: int | None) -> list[tuple[int, int | None]]:
+    """The id ranges (after, upto] of the export's stripes: one for one process."""
+    if workers is None:
+        workers = 2 if _cores() > 1 and plan.total >= PARALLEL_MIN else 1
+    if (
+        workers < 2
+        or plan.container != "jsonl"
+        or store.file is None  # a second process cannot open a database in memory
+        or store.conn.in_transaction  # nor see what this one has not committed
+    ):
+        return [(0, None)]
+    bounds = store.export_stripes(
+        dataset_id=plan.dataset_id,
+        scorer_id=plan.map_scorer,
+        regions=plan.regions or None,
+        size=STRIPE,
+    )
+    # the last bound is the last sample: samples added meanwhile are not this export's
+    return list(zip([0, *bounds], bounds, strict=False))
+
+
+_SECOND_BOOT = (
     "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
-    "from auditor.export import _helper_main; _helper_main()"
+    "from auditor.export import _second_exporter_main; _second_exporter_main()"
 )
 
 
-class _Helper:
-    """A second process that builds the lines of some stripes of a large JSON Lines export
-    and hands them over in order; the first process writes (and hashes) them all.
+class _SecondExporter:
+    """A second process that builds the lines of every other stripe of a JSON Lines export.
 
-    Reading rows out of SQLite and building the lines keep one core busy for several
-    seconds a million pairs; two processes halve that. The helper is a plain
-    ``python -c``, not multiprocessing's: it must neither inherit the caller's threads
-    (the review app exports from one) nor re-run the caller's main script, which a script
-    calling `export` need not guard.
+    The first process writes and hashes every line, in order, so the file is the same as
+    one process makes. The second is a plain ``python -c`` with pickled arguments, not
+    multiprocessing's: it must neither inherit the caller's threads (the review app
+    exports from one) nor re-run a caller's main script, which need not be guarded.
     """
 
-    def __init__(
-        self,
+    def __init__(self, proc: Any, stderr: IO[bytes]) -> None:
+        self.stripe_ids = b""
+        """The sample ids of the stripe `stripe` gave last, as `_Exporter` hashes them."""
+        self._proc = proc
+        self._stderr = stderr
+        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=8)
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="second-exporter", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(
+        cls,
         store: Store,
         plan: _Plan,
         options: ExportOptions,
         stripes: list[tuple[int, int | None]],
-    ) -> None:
+    ) -> _SecondExporter | None:
+        """Start the process on these stripes; None when it cannot be started."""
         import pickle
         import subprocess
         import sys
         import tempfile
 
-        self.stripe_ids = b""
-        """The sample ids of the stripe `stripe` gave last, as `_Exporter` hashes them."""
-        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=16)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _HELPER_BOOT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        with contextlib.suppress(OSError, AttributeError):  # fewer round trips a chunk
-            import fcntl
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _SECOND_BOOT],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        except OSError:
+            stderr.close()
+            return None
+        with contextlib.suppress(OSError, AttributeError, ImportError):
+            import fcntl  # Linux: a bigger pipe, fewer round trips a chunk
 
-            fcntl.fcntl(self._proc.stdout, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[arg-type]
-        self._reader = threading.Thread(target=self._read, name="export-helper", daemon=True)
-        self._reader.start()
-        assert self._proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError), self._proc.stdin as f:
+            assert proc.stdout is not None
+            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        second = cls(proc, stderr)
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError), proc.stdin as f:
             f.write(pickle.dumps([p for p in sys.path if p]))
-            f.write(pickle.dumps((str(store.path), plan, options, stripes)))
+            f.write(pickle.dumps((str(store.file), plan, options, stripes)))
+        return second
 
     def _read(self) -> None:
         import pickle
 
         assert self._proc.stdout is not None
         with self._proc.stdout as f:
-            while True:
+            while not self._closing.is_set():
                 try:
                     message = pickle.load(f)
                 except Exception:  # the end of its output
-                    self._inbox.put(("gone",))
+                    message = ("gone",)
+                while not self._closing.is_set():
+                    try:
+                        self._inbox.put(message, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if message[0] == "gone":
                     return
-                self._inbox.put(message)
 
     def _next(self) -> tuple[Any, ...]:
         message = self._inbox.get()
         if message[0] == "error":
-            raise message[1]
+            _, kind, text = message
+            if kind == "KeyboardInterrupt":
+                raise KeyboardInterrupt
+            if kind in ("ExportError", "StoreError"):
+                raise ExportError(text)
+            raise ExportError(f"the export's second process failed: {kind}: {text}")
         if message[0] == "gone":
             code = self._proc.wait()
             self._stderr.seek(0)
@@ -1317,25 +1368,23 @@ class _Helper:
         self.stripe_ids = message[1]
 
     def result(self) -> dict[str, Any]:
-        """What the helper counted (see `_Exporter.state`), once it is done."""
+        """What the second process counted (see `_Exporter.state`), once it is done."""
         message = self._next()
         self._proc.wait()
         return dict(message[1])
 
     def close(self) -> None:
-        """Stop the process if it still runs."""
+        """Stop the process if it still runs, and the thread reading it."""
+        self._closing.set()
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        with contextlib.suppress(queue.Empty):
-            while True:  # let the reader finish if it waits on a full inbox
-                self._inbox.get_nowait()
-        self._reader.join(timeout=5)
+        self._reader.join()
         self._stderr.close()
 
 
 class _Ids:
-    """Collects the sample ids a helper exported, for the first process to hash."""
+    """Collects the sample ids the second process exported, for the first to hash."""
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -1344,14 +1393,17 @@ class _Ids:
         self.data += b
 
 
-def _helper_main() -> None:
-    """The second process of `_Helper`: build the lines of the stripes it is given."""
+def _second_exporter_main() -> None:
+    """The second process of `_SecondExporter`: build the lines of the stripes given."""
     import pickle
     import sys
+    import traceback
 
     from store import Store
 
-    out = sys.stdout.buffer
+    # the pipe to the first process is its own file: a stray print must not corrupt it
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     def say(*message: Any) -> None:
         pickle.dump(message, out, protocol=5)
@@ -1359,7 +1411,7 @@ def _helper_main() -> None:
 
     try:
         db, plan, options, stripes = pickle.load(sys.stdin.buffer)
-        with Store(db) as store:
+        with Store(db, read_only=True) as store:
             run = _Exporter(plan, options)
             ids = run.ids_hash = _Ids()
             for after, upto in stripes:
@@ -1370,13 +1422,10 @@ def _helper_main() -> None:
         say("result", run.state())
     except BrokenPipeError:
         pass  # the first process stopped: nobody to tell
-    except BaseException as e:  # handed to the first process, which reports it
-        try:
-            say("error", e)
-        except BrokenPipeError:
-            pass
-        except Exception:  # an exception that does not pickle
-            say("error", ExportError(f"the export's second process failed: {e}"))
+    except BaseException as e:  # the first process reports it
+        traceback.print_exc()
+        with contextlib.suppress(BrokenPipeError):
+            say("error", type(e).__name__, str(e))
 
 
 def _decision_kind(s: ExportSample, d: DecisionState) -> str:

@@ -31,7 +31,13 @@ from auditor.formats import (
     parse_map_spec,
     to_sample,
 )
-from store.store import EncodedSample, encode_pair, encode_sample, sample_image
+from store.store import (
+    EncodedSample,
+    encode_pair,
+    encode_sample,
+    images_mergeable,
+    sample_image,
+)
 
 if TYPE_CHECKING:
     from store import Store
@@ -228,7 +234,7 @@ def _json_array_records(f: IO[bytes]) -> Iterator[RawRecord]:
             raw = buf[pos:end]
             line += raw.count("\n")
             pos = end
-            yield RawRecord(start_line, raw, value)
+            yield RawRecord(start_line, raw, value, error=_not_unicode(value))
 
 
 def _csv_records(f: IO[bytes]) -> Iterator[RawRecord]:
@@ -375,7 +381,9 @@ def ingest_file(
         dataset_name = kept["name"] if kept else dataset_name
         try:
             outcomes = (
-                _parallel_chunks(path, fmt.name, map_spec, skip_invalid, workers)
+                _parallel_chunks(
+                    path, fmt.name, map_spec, skip_invalid, workers, images_mergeable()
+                )
                 if parallel
                 else serial_chunks()
             )
@@ -493,9 +501,22 @@ def _load_line(line: bytes, row: int) -> RawRecord:
                 return RawRecord(row, stripped, error=e.message, raw_bytes=stripped)
             raise
         try:
-            return RawRecord(row, stripped, json.loads(text))  # NaN, huge integers
+            value = json.loads(text)  # NaN, huge integers, lone surrogates
         except json.JSONDecodeError as e:
             return RawRecord(row, stripped, error=f"not valid JSON ({e.msg} at column {e.colno})")
+        return RawRecord(row, stripped, value, error=_not_unicode(value))
+
+
+def _not_unicode(value: Any) -> str | None:
+    """Why a decoded record cannot be stored as text, if it cannot (a lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (
+            f"an escape for half a UTF-16 surrogate pair (U+{ord(e.object[e.start]):04X}) "
+            "is not text; fix the escape or drop the record"
+        )
+    return None
 
 
 _FORMAT_CACHE: dict[tuple[str, str | None], Format] = {}
@@ -569,7 +590,12 @@ def _parse_lines(
 
 
 def _parallel_chunks(
-    path: Path, fmt_name: str, map_spec: str | None, skip_invalid: bool, workers: int
+    path: Path,
+    fmt_name: str,
+    map_spec: str | None,
+    skip_invalid: bool,
+    workers: int,
+    image: bool = True,
 ) -> Iterator[_ChunkOut]:
     """Parse JSON lines in worker processes; outcomes come back in file order.
 
@@ -602,7 +628,7 @@ def _parallel_chunks(
                 else:
                     pending.append(
                         pool.submit(
-                            _parse_lines, fmt_name, map_spec, row, block, skip_invalid, True
+                            _parse_lines, fmt_name, map_spec, row, block, skip_invalid, image
                         )
                     )
                     if len(pending) <= workers:

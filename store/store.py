@@ -126,6 +126,30 @@ def sample_image(encoded: Sequence[EncodedSample], records: Sequence[str | bytes
         conn.close()
 
 
+@functools.cache
+def images_mergeable() -> bool:
+    """Whether this SQLite loads one `sample_image` after another into an attached
+    database within one transaction (SQLite 3.40 does; later ones may refuse a schema
+    already read in the transaction, and some builds cannot serialize at all)."""
+    if not hasattr(sqlite3.Connection, "serialize"):
+        return False
+    image = sample_image([], [])
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("ATTACH ':memory:' AS sample_image")
+        conn.execute("BEGIN")
+        for _ in range(2):
+            conn.deserialize(image, name="sample_image")
+            conn.execute("INSERT INTO t SELECT count(*) FROM sample_image.samples")
+        conn.execute("COMMIT")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
 def _image_rows(image: bytes) -> tuple[list[EncodedSample], list[str | bytes]]:
     """The samples of a `sample_image`, as `encode_sample` gives them."""
     conn = sqlite3.connect(":memory:")
@@ -208,10 +232,31 @@ class Store:
     (WAL journal, busy timeout).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.file: Path | None = None if str(path) == ":memory:" else self.path.resolve()
+        """The database file's absolute path (None in memory), for another process."""
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
+        if read_only and self.file is not None:
+            if not self.file.exists():
+                raise StoreError(f"{self.path}: no such database")
+            conn = sqlite3.connect(
+                f"{self.file.as_uri()}?mode=ro",
+                uri=True,
+                timeout=timeout,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            self._timeout_ms = int(timeout * 1000)
+            conn.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
+            self.conn = conn
+            self._lock = threading.RLock()
+            self._depth = 0
+            self._image_attached = False
+            return
         conn = sqlite3.connect(
             str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
         )
@@ -1284,11 +1329,16 @@ class Store:
         regions: Sequence[str] | None = None,
         size: int,
     ) -> list[int]:
-        """Every ``size``-th sample id in `export_samples`' order (the same filters): the
-        upper bounds of stripes of ``size`` samples, for exporters that share the work."""
+        """The upper bounds of stripes of ``size`` samples in `export_samples`' order (the
+        same filters), the last one's bound its last sample: the work exporters share."""
         join, where, params = _export_filter(dataset_id, scorer_id, regions)
-        ids = self._query(f"SELECT s.id FROM samples s{join}{where} ORDER BY s.id", params)
-        return [int(r[0]) for r in ids[size - 1 :: size]]
+        rows = self._query(
+            "SELECT id, n, total FROM (SELECT s.id, row_number() OVER (ORDER BY s.id) AS n,"
+            f" count(*) OVER () AS total FROM samples s{join}{where})"
+            " WHERE n % ? = 0 OR n = total ORDER BY id",
+            [*params, size],
+        )
+        return [int(r[0]) for r in rows]
 
     def mapped_sample_ids(self, scorer_id: int, *, dataset_id: int | None = None) -> list[int]:
         """Ids of the samples placed in a region of this scorer's stored map, ascending."""

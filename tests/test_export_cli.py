@@ -179,8 +179,16 @@ def test_a_region_with_no_sample_of_the_dataset_fails_before_writing(
 
 
 def test_two_workers_write_the_same_file(
-    runner: CliRunner, scored_db: Path, tmp_path: Path
+    runner: CliRunner, scored_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import auditor.export
+
+    monkeypatch.setattr(auditor.export, "STRIPE", 50)  # many stripes for the second process
+    started: list[object] = []
+    real = auditor.export._SecondExporter.start
+    monkeypatch.setattr(
+        auditor.export._SecondExporter, "start", lambda *a: started.append(1) or real(*a)
+    )
     files = []
     for workers in ("1", "2"):
         out = tmp_path / f"w{workers}.jsonl"
@@ -189,6 +197,7 @@ def test_two_workers_write_the_same_file(
         assert code == 0, text
         files.append(out.read_bytes())
     assert files[0] == files[1] and files[0].count(b"\n") > 805
+    assert started == [1]  # --workers 1 started none
     code, text = run(
         runner, "export", str(tmp_path / "x.jsonl"), "--db", str(scored_db), "--workers", "3"
     )

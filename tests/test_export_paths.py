@@ -2,7 +2,7 @@
 
 Plain labelled pairs come as lines half-built by SQLite (`Store.export_pair_lines`);
 everything else goes through `ExportSample` rows. A large JSON Lines export is shared with
-a second process, stripe by stripe (`_Helper`). Both must give the same bytes and the
+a second process, stripe by stripe (`_SecondExporter`). Both must give the same bytes and the
 same manifest as one process reading every sample whole.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import auditor.export as export_module
-from auditor.export import ExportOptions, export
+from auditor.export import ExportError, ExportOptions, export
 from auditor.ingest import ingest_file
 from auditor.scorers.annotations import score_annotations
-from store import Store, StoreError
+from store import Store
 from tests.conftest import shared_file
 
 UF_TRL = "ultrafeedback-binarized-trl/processed_eval_clean.jsonl"
@@ -121,16 +121,17 @@ def test_two_processes_write_one_gzip_stream(mixed: Store, tmp_path: Path) -> No
     assert gzip.decompress(one.read_bytes()) == gzip.decompress(two.read_bytes())
 
 
-def test_a_failing_helper_is_reported_and_stopped(mixed: Store, tmp_path: Path) -> None:
+def test_a_failing_second_process_is_reported_and_stopped(mixed: Store, tmp_path: Path) -> None:
     plan = export_module._plan(mixed, tmp_path / "x.jsonl", ExportOptions())
-    gone = SimpleNamespace(path=tmp_path / "no such folder" / "audit.db")
-    helper = export_module._Helper(gone, plan, ExportOptions(), [(0, None)])  # type: ignore[arg-type]
+    gone = SimpleNamespace(file=tmp_path / "no such folder" / "audit.db")
+    second = export_module._SecondExporter.start(gone, plan, ExportOptions(), [(0, None)])  # type: ignore[arg-type]
+    assert second is not None
     try:
-        with pytest.raises(StoreError, match="no such folder"):
-            list(helper.stripe())
+        with pytest.raises(ExportError, match="no such folder"):
+            list(second.stripe())
     finally:
-        helper.close()
-    assert helper._proc.poll() is not None
+        second.close()
+    assert second._proc.poll() is not None
 
 
 def test_an_interrupted_two_process_export_leaves_the_earlier_file(
@@ -140,13 +141,13 @@ def test_an_interrupted_two_process_export_leaves_the_earlier_file(
     out = tmp_path / "clean.jsonl"
     out.write_text("earlier export\n")
     helpers: list[Any] = []
-    real = export_module._Helper
+    real = export_module._SecondExporter.start
 
     def keep(*args: Any) -> Any:
         helpers.append(real(*args))
         return helpers[-1]
 
-    monkeypatch.setattr(export_module, "_Helper", keep)
+    monkeypatch.setattr(export_module._SecondExporter, "start", keep)
 
     def interrupt(done: int, total: int) -> None:
         if done > 300:  # the helper has had stripes by then
@@ -182,3 +183,60 @@ def test_a_plain_pair_with_extra_responses_is_not_taken_for_one(tmp_path: Path) 
             _general_path_only(m)
             export(store, slow, ExportOptions(format="pairs-all"), workers=1)
         assert fast.read_bytes() == slow.read_bytes()
+
+
+def _count_second_processes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    started: list[Any] = []
+    real = export_module._SecondExporter.start
+
+    def keep(*args: Any) -> Any:
+        started.append(real(*args))
+        return started[-1]
+
+    monkeypatch.setattr(export_module._SecondExporter, "start", keep)
+    return started
+
+
+def test_a_database_another_process_cannot_see_is_exported_by_one(
+    mixed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In memory, or inside an open transaction: a second process would read another
+    database, or miss what is not committed."""
+    monkeypatch.setattr(export_module, "STRIPE", 97)
+    started = _count_second_processes(monkeypatch)
+    one = tmp_path / "one.jsonl"
+    report = export(mixed, one, ExportOptions(), workers=1)
+    with mixed.transaction():
+        mixed.conn.execute("UPDATE samples SET source = 'x' WHERE id = 1")
+        inside = tmp_path / "inside.jsonl"
+        export(mixed, inside, ExportOptions(), workers=2)
+    assert inside.read_bytes() == one.read_bytes()
+    memory = Store(":memory:")
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"p{i}", "chosen": "c", "rejected": "r"}) + "\n"
+            for i in range(500)
+        )
+    )
+    ingest_file(memory, path)
+    out = tmp_path / "memory.jsonl"
+    assert export(memory, out, ExportOptions(), workers=2).records_out == 500
+    assert started == [] and report.records_out > 500
+
+
+def test_the_second_process_opens_the_database_by_its_full_path(
+    mixed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_module, "STRIPE", 97)
+    started = _count_second_processes(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    relative = Store("mixed.db")  # the fixture's file, by a relative path
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # as a notebook's %cd would
+    two, one = tmp_path / "two.jsonl", tmp_path / "one.jsonl"
+    export(relative, two, ExportOptions(), workers=2)
+    export(relative, one, ExportOptions(), workers=1)
+    assert two.read_bytes() == one.read_bytes()
+    assert len(started) == 1 and list(elsewhere.iterdir()) == []

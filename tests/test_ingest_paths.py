@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from auditor.export import ExportOptions, export
-from auditor.ingest import IngestReport, ingest_file
+from auditor.ingest import IngestError, IngestReport, ingest_file
 from auditor.model import ResponseIn, Role, SampleIn
 from store import Store, encode_sample
-from store.store import _image_rows, sample_image
+from store.store import _image_rows, images_mergeable, sample_image
 from tests.conftest import shared_file
 
 
@@ -182,6 +182,7 @@ def test_an_image_that_cannot_be_attached_is_inserted_row_by_row(tmp_path: Path)
     records = [s.record for s in samples]
     image = sample_image(encoded, records)
     assert _image_rows(image) == (encoded, records)
+    second = sample_image(encoded[:5], [b"{}"] * 5)
     with Store(tmp_path / "a.db") as a, Store(tmp_path / "b.db") as b:
         for store in (a, b):
             with store.bulk(), store.transaction():
@@ -190,9 +191,52 @@ def test_an_image_that_cannot_be_attached_is_inserted_row_by_row(tmp_path: Path)
                     SampleIn(100 + i, s.conversation, s.responses, b"{}")
                     for i, s in enumerate(samples[:3])
                 ]
-                store.add_samples(ds, before)  # the image goes after these
-                if store is a:
+                store.add_samples(ds, before)  # the images go after these
+                if store is a:  # two images in one transaction, as an ingest merges them
                     assert store.merge_image(ds, image) == 2 * len(samples)
-                else:
+                    ds2 = store.add_dataset(
+                        name="e", source_path="y", format="trl", content_hash="i"
+                    )
+                    assert store.merge_image(ds2, second) == 10
+                else:  # row by row, as when this SQLite cannot merge images
                     store.add_encoded(ds, *_image_rows(image))
+                    ds2 = store.add_dataset(
+                        name="e", source_path="y", format="trl", content_hash="i"
+                    )
+                    store.add_encoded(ds2, *_image_rows(second))
         assert _rows(a) == _rows(b)
+
+
+def test_blocks_are_merged_whole_where_sqlite_allows_and_row_by_row_where_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditor.ingest
+    import store.store
+
+    path = shared_file("hh-rlhf/harmless-base-test.jsonl")  # 3.3 MB: two blocks
+    calls: list[int] = []
+    real = store.store._image_rows
+    monkeypatch.setattr(store.store, "_image_rows", lambda image: calls.append(1) or real(image))
+    with Store(tmp_path / "fast.db") as fast:
+        ingest_file(fast, path, workers=2, parallel_min_bytes=0)
+        assert calls == [] or not images_mergeable()
+        fast_rows = _rows(fast)
+    monkeypatch.setattr(auditor.ingest, "images_mergeable", lambda: False)
+    with Store(tmp_path / "slow.db") as slow:
+        ingest_file(slow, path, workers=2, parallel_min_bytes=0)
+        assert _rows(slow) == fast_rows
+
+
+def test_a_lone_surrogate_escape_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        '{"prompt": "p", "chosen": "a\\ud800b", "rejected": "r"}\n'
+        '{"prompt": "p", "chosen": "fine \\ud83d\\ude00", "rejected": "r"}\n'
+    )
+    with Store(tmp_path / "a.db") as store:
+        with pytest.raises(IngestError, match=r"s.jsonl:1: .*surrogate.*U\+D800"):
+            ingest_file(store, path)
+        report = ingest_file(store, path, skip_invalid=True)
+        assert (report.samples, report.rejects) == (1, 1)
+        sample = store.sample(1)
+        assert sample is not None and sample["responses"][0]["text"] == "fine \U0001f600"

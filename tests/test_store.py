@@ -239,7 +239,8 @@ def test_a_database_locked_by_another_writer_is_a_clear_error(
         with pytest.raises(StoreError, match="busy"), store.transaction():
             pass
         store.close()
-        monkeypatch.setattr(Store.__init__, "__kwdefaults__", {"timeout": 0.1})
+        defaults = {**(Store.__init__.__kwdefaults__ or {}), "timeout": 0.1}
+        monkeypatch.setattr(Store.__init__, "__kwdefaults__", defaults)
         data = tmp_path / "d.jsonl"
         data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
         result = CliRunner().invoke(main, ["ingest", str(data), "--db", str(db)])
