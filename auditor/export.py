@@ -62,6 +62,8 @@ PARALLEL_MIN = 200_000
 """Selections of this many samples are exported to JSON Lines by two processes."""
 STRIPE = 4 * CHUNK
 """Samples in a stripe: the unit of work the two processes share."""
+_INBOX_BYTES = 64 << 20
+"""Lines the first process holds from the second before the second must wait."""
 
 Response = tuple[Any, ...]
 """(sample_id, idx, role, text, rating, score) as `Store.export_samples` yields them."""
@@ -1281,8 +1283,11 @@ class _SecondExporter:
         """The sample ids of the stripe `stripe` gave last, as `_Exporter` hashes them."""
         self._proc = proc
         self._stderr = stderr
-        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=8)
+        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._closing = threading.Event()
+        self._held = 0
+        """Bytes of lines read and not yet taken: at most `_INBOX_BYTES` past one chunk."""
+        self._taken = threading.Condition()
         self._reader = threading.Thread(target=self._read, name="second-exporter", daemon=True)
         self._reader.start()
 
@@ -1333,17 +1338,24 @@ class _SecondExporter:
                     message = pickle.load(f)
                 except Exception:  # the end of its output
                     message = ("gone",)
-                while not self._closing.is_set():
-                    try:
-                        self._inbox.put(message, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                size = len(message[2]) if message[0] == "data" else 0
+                with self._taken:
+                    # not reading the pipe is what makes the second process wait
+                    while self._held and self._held + size > _INBOX_BYTES:
+                        if self._closing.is_set():
+                            return
+                        self._taken.wait(0.1)
+                    self._held += size
+                self._inbox.put(message)
                 if message[0] == "gone":
                     return
 
     def _next(self) -> tuple[Any, ...]:
         message = self._inbox.get()
+        if message[0] == "data":
+            with self._taken:
+                self._held -= len(message[2])
+                self._taken.notify()
         if message[0] == "error":
             _, kind, text = message
             if kind == "KeyboardInterrupt":

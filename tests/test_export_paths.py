@@ -114,10 +114,15 @@ def test_two_processes_write_what_one_writes(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_two_processes_write_one_gzip_stream(mixed: Store, tmp_path: Path) -> None:
+def test_two_processes_write_one_gzip_stream(
+    mixed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_module, "STRIPE", 97)
+    # the first process holds one chunk of the second's lines at a time: it waits, in turn
+    monkeypatch.setattr(export_module, "_INBOX_BYTES", 1)
     one, two = tmp_path / "one.jsonl.gz", tmp_path / "two.jsonl.gz"
-    export(mixed, one, ExportOptions(), workers=1)
-    export(mixed, two, ExportOptions(), workers=2)
+    export(mixed, one, ExportOptions(format="pairs-all"), workers=1)
+    export(mixed, two, ExportOptions(format="pairs-all"), workers=2)
     assert gzip.decompress(one.read_bytes()) == gzip.decompress(two.read_bytes())
 
 
