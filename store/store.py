@@ -1453,7 +1453,11 @@ class Store:
         bound, bounds = ("", []) if upto is None else (" AND s.id <= ?", [upto])
         sql = (
             f"SELECT s.id, s.dataset_id, {region_col}, CASE WHEN s.kind = 'pair'"
-            " AND s.conversation = '' AND c.role = 'chosen' AND r.sample_id = s.id"
+            # '' is one user turn; so is that turn as JSON, as databases written before
+            # one-turn prompts were stored once hold it
+            " AND (s.conversation = '' OR s.conversation"
+            ' = \'[{"role":"user","content":\' || json_quote(s.prompt) || \'}]\')'
+            " AND c.role = 'chosen' AND r.sample_id = s.id"
             " AND r.idx = 1 AND r.role = 'rejected' AND x.id IS NULL"
             " THEN CAST(? || json_quote(s.prompt) || ? || json_quote(c.text) || ?"
             " || json_quote(r.text) || ? AS BLOB) END, c.rating, r.rating"

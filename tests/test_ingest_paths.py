@@ -157,6 +157,8 @@ def test_an_older_database_with_one_turn_json_exports_the_same(tmp_path: Path) -
                 "UPDATE samples SET conversation ="
                 " json_array(json_object('role', 'user', 'content', prompt))"
             )
+        heads = [h[3] for chunk in store.export_pair_lines(("", "", "", "")) for h in chunk]
+        assert None not in heads  # still read as plain pairs, one row each
         for fmt in ("trl", "trl-chat"):
             export(store, tmp_path / f"old-{fmt}.jsonl", ExportOptions(format=fmt))
     for fmt in ("trl", "trl-chat"):
